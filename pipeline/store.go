@@ -1,0 +1,241 @@
+// Package pipeline owns what every stage shares: the Badger store, fingerprints,
+// the stage contract, the driver that runs stages in order, progress reporting
+// and the manifest.
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Key prefixes. Cached work (paid for: LLM answers, hit lists, teacher scores)
+// lives under fingerprints and is never deleted by a run; derived tables (one
+// record per query) are rebuilt by each run from cached work.
+const (
+	PrefixDoc     = "doc/"   // passage id -> Passage
+	PrefixLLM     = "llm/"   // request fingerprint -> LLM answer (cached work)
+	PrefixHits    = "hits/"  // retrieval fingerprint -> hit list (cached work)
+	PrefixScore   = "score/" // teacher fingerprint -> per-passage scores (cached work)
+	PrefixQuery   = "q/"     // qid -> query record (derived)
+	PrefixMined   = "m/"     // qid -> candidate list (derived)
+	PrefixLabel   = "l/"     // qid -> labelled list (derived)
+	PrefixFail    = "fail/"  // stage/item -> failure reason (derived)
+	PrefixStat    = "stat/"  // stage -> counts (derived)
+	PrefixMeta    = "meta/"  // run facts: corpus fingerprint, config
+	writeBatchMax = 1000
+)
+
+// Store is the Badger database every stage reads from and writes to. It is
+// safe for concurrent use. One process may hold a store at a time.
+type Store struct {
+	db   *badger.DB
+	path string
+}
+
+// ErrStoreLocked is returned by OpenStore when another process holds the store.
+var ErrStoreLocked = errors.New("store is in use: another synthq process holds it")
+
+// OpenStore opens (creating if needed) the store at dir. If another process
+// holds the directory, the error wraps ErrStoreLocked and names the directory.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithCompactL0OnClose(true).
+		WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
+			strings.Contains(err.Error(), "resource temporarily unavailable") {
+			return nil, fmt.Errorf("open store %s: %w", dir, ErrStoreLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return &Store{db: db, path: dir}, nil
+}
+
+// Path is the directory the store lives in.
+func (s *Store) Path() string { return s.path }
+
+// Close flushes and releases the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Get returns the value under key, or ok=false when the key is absent.
+func (s *Store) Get(key string) (val []byte, ok bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store get %q: %w", key, err)
+	}
+	return val, ok, nil
+}
+
+// Has reports whether key is present without reading its value.
+func (s *Store) Has(key string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store has %q: %w", key, err)
+	}
+	return ok, nil
+}
+
+// Put writes one key. The write is durable against a killed process (it is in
+// Badger's write-ahead log before Put returns).
+func (s *Store) Put(key string, val []byte) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) }); err != nil {
+		return fmt.Errorf("store put %q: %w", key, err)
+	}
+	return nil
+}
+
+// GetJSON decodes the JSON value under key into v. ok is false when absent.
+func (s *Store) GetJSON(key string, v any) (ok bool, err error) {
+	b, ok, err := s.Get(key)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("store decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// PutJSON encodes v as JSON under key.
+func (s *Store) PutJSON(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store encode %q: %w", key, err)
+	}
+	return s.Put(key, b)
+}
+
+// DropPrefix deletes every key under prefix. Used to rebuild a derived table.
+func (s *Store) DropPrefix(prefix string) error {
+	if err := s.db.DropPrefix([]byte(prefix)); err != nil {
+		return fmt.Errorf("store drop %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// Scan calls fn for every key under prefix in ascending key order, with the
+// key stripped of the prefix. The value is only valid during the call. fn
+// returning an error stops the scan and returns that error.
+func (s *Store) Scan(prefix string, fn func(key string, val []byte) error) error {
+	return s.ScanFrom(prefix, "", fn)
+}
+
+// ScanFrom is Scan starting at the first key >= prefix+start.
+func (s *Store) ScanFrom(prefix, start string, fn func(key string, val []byte) error) error {
+	p := []byte(prefix)
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = p
+		opts.PrefetchValues = true
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(append(append([]byte{}, p...), start...)); it.ValidForPrefix(p); it.Next() {
+			item := it.Item()
+			var ferr error
+			if err := item.Value(func(v []byte) error {
+				ferr = fn(string(bytes.TrimPrefix(item.Key(), p)), v)
+				return nil
+			}); err != nil {
+				return fmt.Errorf("store scan %q: %w", prefix, err)
+			}
+			if ferr != nil {
+				return ferr
+			}
+		}
+		return nil
+	})
+}
+
+// Count returns the number of keys under prefix (keys only, no values read).
+func (s *Store) Count(prefix string) (int, error) {
+	n := 0
+	p := []byte(prefix)
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = p
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.ValidForPrefix(p); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store count %q: %w", prefix, err)
+	}
+	return n, nil
+}
+
+// Batch buffers writes and commits them in groups; use it to write a derived
+// table. Flush must be called at the end. It is not safe for concurrent use.
+type Batch struct {
+	wb *badger.WriteBatch
+}
+
+// NewBatch starts a write batch.
+func (s *Store) NewBatch() *Batch { return &Batch{wb: s.db.NewWriteBatch()} }
+
+// Put adds a write to the batch.
+func (b *Batch) Put(key string, val []byte) error {
+	if err := b.wb.Set([]byte(key), val); err != nil {
+		return fmt.Errorf("store batch put %q: %w", key, err)
+	}
+	return nil
+}
+
+// PutJSON adds a JSON-encoded write to the batch.
+func (b *Batch) PutJSON(key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store encode %q: %w", key, err)
+	}
+	return b.Put(key, buf)
+}
+
+// Flush commits every buffered write.
+func (b *Batch) Flush() error {
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("store batch flush: %w", err)
+	}
+	return nil
+}
+
+// Cancel drops the batch without committing what was not yet flushed.
+func (b *Batch) Cancel() { b.wb.Cancel() }
