@@ -239,3 +239,11 @@ func (b *Batch) Flush() error {
 
 // Cancel drops the batch without committing what was not yet flushed.
 func (b *Batch) Cancel() { b.wb.Cancel() }
+
+// Delete removes one key.
+func (s *Store) Delete(key string) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(key)) }); err != nil {
+		return fmt.Errorf("store delete %q: %w", key, err)
+	}
+	return nil
+}

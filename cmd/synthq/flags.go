@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/prompts"
+)
+
+// env names the SYNTHQ_ variable of a flag: --llm-url -> SYNTHQ_LLM_URL.
+func env(flag string) []string {
+	return []string{"SYNTHQ_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))}
+}
+
+func str(name, value, usage string) cli.Flag {
+	return altsrc.NewStringFlag(&cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+}
+
+func integer(name string, value int, usage string) cli.Flag {
+	return altsrc.NewIntFlag(&cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+}
+
+func float(name string, value float64, usage string) cli.Flag {
+	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+}
+
+func boolean(name string, value bool, usage string) cli.Flag {
+	return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+}
+
+func duration(name string, value time.Duration, usage string) cli.Flag {
+	return altsrc.NewDurationFlag(&cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+}
+
+// secret flags are never written anywhere; their values come from the flag
+// or the environment only (not from the YAML file, which tends to be shared).
+func secret(name, usage string) cli.Flag {
+	return &cli.StringFlag{Name: name, Usage: usage, EnvVars: env(name)}
+}
+
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Usage: "YAML file of flag values (keys are flag names); precedence: flag > env > file > default", EnvVars: env("config")}
+}
+
+func corpusFlags() []cli.Flag {
+	return []cli.Flag{
+		str("corpus", "", "corpus JSONL (BEIR corpus.jsonl or generic), plain or .gz"),
+		str("id-field", "_id", "JSON field holding the passage id"),
+		str("text-field", "text", "JSON field holding the passage text"),
+		str("title-field", "title", "JSON field holding the passage title (optional in each line)"),
+		boolean("skip-invalid", false, "skip malformed corpus lines (counted in the manifest) instead of stopping"),
+	}
+}
+
+func targetFlags() []cli.Flag {
+	return []cli.Flag{
+		integer("list-size", 20, "passages per exported list (top by teacher score, source included)"),
+		boolean("require-source-top1", true, "keep a query only if the teacher ranks its source passage first"),
+		float("min-top-percentile", 25, "drop a query whose top teacher score is below this percentile of all candidate scores (0 disables)"),
+		str("norm", "p1p99", "teacher score normalisation: p1p99 | minmax | none"),
+		float("dev-fraction", 0.1, "fraction of source passages whose queries go to the dev split"),
+		integer("seed", 1, "seed of every random choice (few-shot draws, sampling seeds, split)"),
+	}
+}
+
+func runFlags() []cli.Flag {
+	fl := []cli.Flag{configFlag(),
+		str("out", "out", "output directory"),
+		str("store", "", "Badger store directory (default OUT/store)"),
+		boolean("offline", false, "no server at all: extractive pseudo-queries and a lexical teacher (for trying the flow)"),
+		str("llm-url", "", "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama)"),
+		str("llm-model", "meta-llama/Llama-3.1-8B-Instruct", "model name the LLM server knows"),
+		secret("llm-api-key", "API key for the LLM server (env SYNTHQ_LLM_API_KEY); never logged or stored"),
+		str("query-types", strings.Join(prompts.Types, ","), "comma list of query types: "+strings.Join(prompts.Types, ", ")),
+		integer("queries-per-type", 1, "queries per (passage, type)"),
+		float("temperature", 0.8, "sampling temperature (0 reaches the server as 0)"),
+		float("top-p", 0, "nucleus sampling top_p (0: server default)"),
+		integer("max-tokens", 50, "max completion tokens per query"),
+		integer("max-passage-chars", 2048, "passages are cut to this many characters at a word boundary"),
+		str("examples", "", "JSONL few-shot pool {\"type\",\"passage\",\"query\"} replacing the built-in examples of its types"),
+		integer("few-shot", 3, "examples per prompt"),
+		str("llm-extra", "", "JSON object of extra request body keys, e.g. '{\"top_k\":20}' for vLLM"),
+		integer("max-query-words", 20, "drop parsed queries longer than this many words"),
+		integer("max-copied-words", 10, "drop queries repeating a run of more than this many passage words"),
+		integer("candidates", 100, "first-pass candidates per query"),
+		integer("roundtrip-k", 20, "keep a query only if its source passage is in the first-pass top k (0 disables)"),
+		integer("min-candidates", 20, "drop queries with fewer candidates"),
+		float("bm25-k1", 0.9, "BM25 k1"),
+		float("bm25-b", 0.4, "BM25 b"),
+		str("teacher-url", "", "teacher server base URL, e.g. http://localhost:8080 (TEI)"),
+		str("teacher-api", "tei", "teacher API: tei (POST /rerank) | cohere (POST /v1/rerank: vLLM, Infinity, Jina, Cohere) | vllm-score (POST /score)"),
+		str("teacher-model", "BAAI/bge-reranker-v2-m3", "teacher model name (sent where the API takes one)"),
+		secret("teacher-api-key", "API key for the teacher server (env SYNTHQ_TEACHER_API_KEY); never logged or stored"),
+		integer("teacher-batch", 32, "passages per teacher request"),
+		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
+		integer("concurrency", 16, "requests in flight to each server"),
+		integer("max-retries", 8, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
+		duration("request-timeout", 60*time.Second, "timeout of one request attempt"),
+		boolean("retry-failed", false, "try again the items recorded as failed by an earlier run"),
+		boolean("quiet", false, "no progress output"),
+	}
+	fl = append(fl, corpusFlags()...)
+	return append(fl, targetFlags()...)
+}
+
+// configFrom builds a Config from the parsed flags.
+func configFrom(c *cli.Context) (*pipeline.Config, error) {
+	types, err := prompts.ParseTypes(c.String("query-types"))
+	if err != nil {
+		return nil, fmt.Errorf("--query-types: %w", err)
+	}
+	cfg := &pipeline.Config{
+		Corpus: c.String("corpus"), IDField: c.String("id-field"), TextField: c.String("text-field"),
+		TitleField: c.String("title-field"), SkipInvalid: c.Bool("skip-invalid"),
+		Out: c.String("out"), Store: c.String("store"), Offline: c.Bool("offline"),
+		LLMURL: c.String("llm-url"), LLMModel: c.String("llm-model"), LLMAPIKey: c.String("llm-api-key"),
+		QueryTypes: types, QueriesPerType: c.Int("queries-per-type"), Temperature: c.Float64("temperature"),
+		TopP: c.Float64("top-p"), MaxTokens: c.Int("max-tokens"), MaxPassageChars: c.Int("max-passage-chars"),
+		Examples: c.String("examples"), FewShot: c.Int("few-shot"),
+		MaxQueryWords: c.Int("max-query-words"), MaxCopiedWords: c.Int("max-copied-words"),
+		Candidates: c.Int("candidates"), RoundtripK: c.Int("roundtrip-k"), MinCandidates: c.Int("min-candidates"),
+		BM25K1: c.Float64("bm25-k1"), BM25B: c.Float64("bm25-b"),
+		TeacherURL: c.String("teacher-url"), TeacherAPI: c.String("teacher-api"), TeacherModel: c.String("teacher-model"),
+		TeacherAPIKey: c.String("teacher-api-key"), TeacherBatch: c.Int("teacher-batch"), TeacherInput: c.String("teacher-input"),
+		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
+		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"),
+	}
+	applyTargets(c, cfg)
+	if s := c.String("llm-extra"); s != "" {
+		if err := json.Unmarshal([]byte(s), &cfg.LLMExtra); err != nil {
+			return nil, fmt.Errorf("--llm-extra: want a JSON object: %w", err)
+		}
+	}
+	cfg.EnsureDefaults()
+	return cfg, cfg.Validate()
+}
+
+func applyTargets(c *cli.Context, cfg *pipeline.Config) {
+	cfg.ListSize = c.Int("list-size")
+	cfg.RequireSourceTop1 = c.Bool("require-source-top1")
+	cfg.MinTopPercentile = c.Float64("min-top-percentile")
+	cfg.Norm = c.String("norm")
+	cfg.DevFraction = c.Float64("dev-fraction")
+	cfg.Seed = uint64(c.Int("seed"))
+}
+
+// isTerminal reports whether f is a terminal (progress bars) or not (log lines).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,74 @@
+// Command synthq makes training data for domain-specialised dense retrievers:
+// LLM-written queries, first-pass candidates, cross-encoder teacher scores,
+// exported as Arrow/Parquet for listwise distillation.
+//
+// Exit status: 0 done; 1 error; 3 done, but some items failed (see
+// `synthq stats`; re-run with --retry-failed); 130 interrupted (re-run the
+// same command to resume).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/stages"
+)
+
+// Exit codes.
+const (
+	exitError       = 1
+	exitFailedItems = 3
+	exitInterrupted = 130
+)
+
+// failedItemsError is returned when a run completes with failed items.
+type failedItemsError struct{ n int }
+
+func (e failedItemsError) Error() string {
+	return fmt.Sprintf("done with %d failed items (see `synthq stats`; re-run with --retry-failed to try them again)", e.n)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(runMain(ctx, os.Args, os.Stdout, os.Stderr))
+}
+
+// runMain runs the CLI and returns the exit status; tests call it directly.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pipeline.ErrInterrupted) || (ctx.Err() != nil && errors.Is(err, context.Canceled)):
+		fmt.Fprintln(stderr, "synthq: "+pipeline.ErrInterrupted.Error())
+		return exitInterrupted
+	}
+	fmt.Fprintln(stderr, "synthq: "+err.Error())
+	var fe failedItemsError
+	if errors.As(err, &fe) {
+		return exitFailedItems
+	}
+	return exitError
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:           "synthq",
+		Usage:          "make training data for domain-specialised dense retrievers",
+		Version:        stages.Version,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands:       []*cli.Command{runCommand(), exportCommand(), statsCommand(), evalCommand()},
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/stages"
+	"github.com/synthq/synthq/teacher"
+)
+
+func runCommand() *cli.Command {
+	flags := runFlags()
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run every stage: corpus → generate → filter → mine → label → export (resumes from the store)",
+		Description: `Example:
+   synthq run --corpus corpus.jsonl --out out/ \
+     --llm-url http://localhost:8000/v1 --llm-model meta-llama/Llama-3.1-8B-Instruct \
+     --teacher-url http://localhost:8080 --teacher-api tei --teacher-model BAAI/bge-reranker-v2-m3
+
+   synthq run --offline --corpus testdata/corpus.jsonl --out out/   # no server at all`,
+		Flags:  flags,
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			cfg, err := configFrom(c)
+			if err != nil {
+				return err
+			}
+			return doRun(c.Context, cfg, c.App.ErrWriter)
+		},
+	}
+}
+
+const startServers = `Start one, for example:
+  vLLM:   vllm serve meta-llama/Llama-3.1-8B-Instruct --port 8000         (--llm-url http://localhost:8000/v1)
+  Ollama: ollama pull llama3.1:8b && ollama serve                          (--llm-url http://localhost:11434/v1 --llm-model llama3.1:8b)
+  TEI:    text-embeddings-router --model-id BAAI/bge-reranker-v2-m3 --port 8080   (--teacher-url http://localhost:8080 --teacher-api tei)
+or try the whole flow with no server: --offline`
+
+func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
+	if cfg.Corpus == "" {
+		return errors.New("--corpus is required")
+	}
+	if !cfg.Offline {
+		var missing []string
+		if cfg.LLMURL == "" {
+			missing = append(missing, "--llm-url")
+		}
+		if cfg.TeacherURL == "" {
+			missing = append(missing, "--teacher-url")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s required (or --offline to run with no server).\n%s", strings.Join(missing, " and "), startServers)
+		}
+	}
+	st, err := pipeline.OpenStore(cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
+		return err
+	}
+	deps, extra, err := buildDeps(cfg)
+	if err != nil {
+		return err
+	}
+	env := &pipeline.Env{Store: st, Config: cfg, Log: log,
+		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
+	all := []pipeline.Stage{
+		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
+		stages.MineStage(), stages.LabelStage(deps), stages.ExportStage(extra),
+	}
+	if err := pipeline.Run(ctx, env, all); err != nil {
+		return err
+	}
+	return summarise(env, log)
+}
+
+// summarise prints where the output is and turns failed items into exit 3.
+func summarise(env *pipeline.Env, log io.Writer) error {
+	ex := env.Counters("export").Snapshot()
+	if !env.Config.Quiet {
+		fmt.Fprintf(log, "wrote %d train and %d dev lists to %s (manifest.json beside them)\n", ex["rows_train"], ex["rows_dev"], env.Config.Out)
+	}
+	n, err := env.Store.Count(pipeline.PrefixFail)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return failedItemsError{n}
+	}
+	return nil
+}
+
+// buildDeps makes the generator and teacher for cfg, and a function that
+// reports run facts (retries, score kind) for the manifest.
+func buildDeps(cfg *pipeline.Config) (*stages.Deps, func() map[string]any, error) {
+	if cfg.Offline {
+		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}},
+			func() map[string]any { return map[string]any{"teacher_score_kind": "lexical"} }, nil
+	}
+	extra := map[string]any{"temperature": cfg.Temperature}
+	for k, v := range cfg.LLMExtra {
+		extra[k] = v
+	}
+	llmHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout, ExtraBody: extra})
+	teachHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout})
+	sc, err := teacher.New(teacher.Config{API: cfg.TeacherAPI, URL: cfg.TeacherURL, Model: cfg.TeacherModel,
+		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP})
+	if err != nil {
+		return nil, nil, err
+	}
+	deps := &stages.Deps{
+		Generator: stages.NewOpenAIGenerator(cfg.LLMURL, cfg.LLMModel, cfg.LLMAPIKey, llmHTTP),
+		Scorer:    sc,
+		ProbeLLM: func(ctx context.Context) error {
+			return probe(ctx, "LLM", strings.TrimRight(cfg.LLMURL, "/")+"/models")
+		},
+		ProbeTeacher: func(ctx context.Context) error {
+			return probe(ctx, "teacher", strings.TrimRight(cfg.TeacherURL, "/")+"/health")
+		},
+	}
+	kind := ""
+	if d, ok := sc.(teacher.Describer); ok {
+		kind = d.ScoreKind()
+	}
+	return deps, func() map[string]any {
+		return map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind}
+	}, nil
+}
+
+func probe(ctx context.Context, what, url string) error {
+	if err := httpx.Probe(ctx, url, 10*time.Second); err != nil {
+		return fmt.Errorf("cannot reach the %s server: tried %s: %v\n%s", what, url, err, startServers)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/stages"
+)
+
+var stageOrder = []string{"corpus", "generate", "filter", "mine", "label", "export"}
+
+func statsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "stats",
+		Usage: "print counts per stage and drop reason, tokens and failures of a store",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			st, err := pipeline.OpenStore(c.String("store"))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			stats, err := pipeline.LoadStats(st)
+			if err != nil {
+				return err
+			}
+			var fails []stages.Failure
+			if err := st.Scan(pipeline.PrefixFail, func(_ string, v []byte) error {
+				var f stages.Failure
+				if err := json.Unmarshal(v, &f); err != nil {
+					return err
+				}
+				fails = append(fails, f)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"stages": stats, "failures": fails})
+			}
+			printStats(c.App.Writer, stats, fails)
+			return nil
+		},
+	}
+}
+
+func printStats(w io.Writer, stats map[string]pipeline.StageStats, fails []stages.Failure) {
+	for _, name := range stageOrder {
+		s, ok := stats[name]
+		if !ok {
+			fmt.Fprintf(w, "%-9s (not run)\n", name)
+			continue
+		}
+		fmt.Fprintf(w, "%-9s %.1fs\n", name, s.Seconds)
+		for _, k := range pipeline.SortedKeys(s.Counts) {
+			fmt.Fprintf(w, "  %-32s %d\n", k, s.Counts[k])
+		}
+	}
+	fmt.Fprintf(w, "failures  %d\n", len(fails))
+	for i, f := range fails {
+		if i == 20 {
+			fmt.Fprintf(w, "  … %d more (--json lists all)\n", len(fails)-20)
+			break
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", f.Stage, f.Item, f.Reason)
+	}
+}

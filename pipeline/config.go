@@ -1,0 +1,177 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Config is every setting of a run. A zero field means its default (see
+// EnsureDefaults). Secrets carry `json:"-"`: they never reach the store, the
+// manifest or the exports.
+type Config struct {
+	// Corpus
+	Corpus      string `json:"corpus"`
+	IDField     string `json:"id_field"`
+	TextField   string `json:"text_field"`
+	TitleField  string `json:"title_field"`
+	SkipInvalid bool   `json:"skip_invalid"`
+
+	Out   string `json:"out"`
+	Store string `json:"store"`
+
+	// Offline replaces the LLM with extractive pseudo-queries and the teacher
+	// with a lexical scorer: no server at all.
+	Offline bool `json:"offline"`
+
+	// Generation
+	LLMURL          string         `json:"llm_url"`
+	LLMModel        string         `json:"llm_model"`
+	LLMAPIKey       string         `json:"-"`
+	QueryTypes      []string       `json:"query_types"`
+	QueriesPerType  int            `json:"queries_per_type"`
+	Temperature     float64        `json:"temperature"`
+	TopP            float64        `json:"top_p"`
+	MaxTokens       int            `json:"max_tokens"`
+	MaxPassageChars int            `json:"max_passage_chars"`
+	Examples        string         `json:"examples,omitempty"`
+	FewShot         int            `json:"few_shot"`
+	LLMExtra        map[string]any `json:"llm_extra,omitempty"`
+	MaxQueryWords   int            `json:"max_query_words"`
+	MaxCopiedWords  int            `json:"max_copied_words"`
+
+	// Mining
+	Candidates    int     `json:"candidates"`
+	RoundtripK    int     `json:"roundtrip_k"`
+	MinCandidates int     `json:"min_candidates"`
+	BM25K1        float64 `json:"bm25_k1"`
+	BM25B         float64 `json:"bm25_b"`
+
+	// Teacher
+	TeacherURL    string `json:"teacher_url"`
+	TeacherAPI    string `json:"teacher_api"`
+	TeacherModel  string `json:"teacher_model"`
+	TeacherAPIKey string `json:"-"`
+	TeacherBatch  int    `json:"teacher_batch"`
+	TeacherInput  string `json:"teacher_input"`
+
+	// Targets and split
+	ListSize          int     `json:"list_size"`
+	RequireSourceTop1 bool    `json:"require_source_top1"`
+	MinTopPercentile  float64 `json:"min_top_percentile"`
+	Norm              string  `json:"norm"`
+	DevFraction       float64 `json:"dev_fraction"`
+	Seed              uint64  `json:"seed"`
+
+	// Running
+	Concurrency    int           `json:"concurrency"`
+	MaxRetries     int           `json:"max_retries"`
+	RequestTimeout time.Duration `json:"request_timeout"`
+	RetryFailed    bool          `json:"retry_failed"`
+	Quiet          bool          `json:"-"`
+}
+
+// EnsureDefaults fills zero fields with the paper's settings and the CLI's
+// defaults. Booleans whose default is true are set by the CLI, not here.
+func (c *Config) EnsureDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	defInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.IDField, "_id")
+	def(&c.TextField, "text")
+	def(&c.TitleField, "title")
+	if c.Store == "" && c.Out != "" {
+		c.Store = c.Out + "/store"
+	}
+	if len(c.QueryTypes) == 0 {
+		c.QueryTypes = []string{"questions", "claims", "titles", "keywords", "msmarco", "random"}
+	}
+	defInt(&c.QueriesPerType, 1)
+	defInt(&c.MaxTokens, 50)
+	defInt(&c.MaxPassageChars, 2048)
+	defInt(&c.FewShot, 3)
+	defInt(&c.MaxQueryWords, 20)
+	defInt(&c.MaxCopiedWords, 10)
+	defInt(&c.Candidates, 100)
+	defInt(&c.MinCandidates, 20)
+	def(&c.TeacherAPI, "tei")
+	defInt(&c.TeacherBatch, 32)
+	def(&c.TeacherInput, "title+text")
+	defInt(&c.ListSize, 20)
+	def(&c.Norm, "p1p99")
+	defInt(&c.Concurrency, 16)
+	defInt(&c.MaxRetries, 8)
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 60 * time.Second
+	}
+	if c.BM25K1 == 0 {
+		c.BM25K1 = 0.9
+	}
+	if c.BM25B == 0 {
+		c.BM25B = 0.4
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.QueriesPerType < 1:
+		return fmt.Errorf("--queries-per-type must be at least 1, got %d", c.QueriesPerType)
+	case c.Candidates < 1:
+		return fmt.Errorf("--candidates must be at least 1, got %d", c.Candidates)
+	case c.ListSize < 2:
+		return fmt.Errorf("--list-size must be at least 2, got %d", c.ListSize)
+	case c.DevFraction < 0 || c.DevFraction >= 1:
+		return fmt.Errorf("--dev-fraction must be in [0, 1), got %g", c.DevFraction)
+	case c.MinTopPercentile < 0 || c.MinTopPercentile > 100:
+		return fmt.Errorf("--min-top-percentile must be in [0, 100], got %g", c.MinTopPercentile)
+	case c.Concurrency < 1:
+		return fmt.Errorf("--concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Temperature < 0:
+		return fmt.Errorf("--temperature must not be negative, got %g", c.Temperature)
+	}
+	switch c.Norm {
+	case "p1p99", "minmax", "none":
+	default:
+		return fmt.Errorf("--norm must be p1p99, minmax or none, got %q", c.Norm)
+	}
+	switch c.TeacherInput {
+	case "title+text", "text":
+	default:
+		return fmt.Errorf("--teacher-input must be title+text or text, got %q", c.TeacherInput)
+	}
+	return nil
+}
+
+// Generator names what writes the queries ("offline" or the LLM model).
+func (c *Config) Generator() string {
+	if c.Offline {
+		return "offline"
+	}
+	return c.LLMModel
+}
+
+// Teacher names what scores the candidates ("lexical" or api:model).
+func (c *Config) Teacher() string {
+	if c.Offline {
+		return "lexical"
+	}
+	return c.TeacherAPI + ":" + c.TeacherModel
+}
+
+// Fingerprint identifies the settings that shape the exported data (no
+// secrets, no paths, no concurrency).
+func (c *Config) Fingerprint() string {
+	cc := *c
+	cc.Corpus, cc.Out, cc.Store, cc.LLMURL, cc.TeacherURL = "", "", "", "", ""
+	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed = 0, 0, 0, false
+	b, _ := json.Marshal(cc)
+	return Fingerprint(string(b))
+}

@@ -1,0 +1,213 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stage is one unit of the flow, in the manner of go/analysis: a plain struct
+// the driver runs in order. Run reads what it needs from env.Store and writes
+// its results there; stages never hand each other in-memory data.
+type Stage struct {
+	Name string
+	Doc  string
+	Run  func(ctx context.Context, env *Env) error
+}
+
+// Env is what a stage gets: the store, the settings, progress and counters.
+type Env struct {
+	Store    *Store
+	Config   *Config
+	Progress *Progress
+	Log      io.Writer // human messages; never receives secrets
+	counters sync.Map  // stage -> *Counters
+}
+
+// Counters are a stage's counts by name (items done, drops by reason, tokens).
+// Safe for concurrent use.
+type Counters struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+// Add adds n to the named count.
+func (c *Counters) Add(name string, n int64) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[name] += n
+	c.mu.Unlock()
+}
+
+// Snapshot returns a copy of the counts.
+func (c *Counters) Snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.m)
+}
+
+// Counters returns the counters of a stage, created on first use.
+func (e *Env) Counters(stage string) *Counters {
+	v, _ := e.counters.LoadOrStore(stage, &Counters{})
+	return v.(*Counters)
+}
+
+// StageStats is what a stage leaves in the store under stat/<name>.
+type StageStats struct {
+	Counts   map[string]int64 `json:"counts"`
+	Seconds  float64          `json:"seconds"`
+	Finished time.Time        `json:"finished"`
+}
+
+// ErrInterrupted is returned by Run when the context was cancelled (SIGINT).
+var ErrInterrupted = errors.New("interrupted; re-run the same command to resume")
+
+// Run runs stages in order. After each stage its counters are stored under
+// stat/<name>. A cancelled context stops the run with ErrInterrupted once the
+// in-flight work has been stored.
+func Run(ctx context.Context, env *Env, stages []Stage) error {
+	for _, st := range stages {
+		if ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		start := time.Now()
+		err := st.Run(ctx, env)
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted) {
+				return ErrInterrupted
+			}
+			return fmt.Errorf("%s: %w", st.Name, err)
+		}
+		if ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		stats := StageStats{Counts: env.Counters(st.Name).Snapshot(), Seconds: time.Since(start).Seconds(), Finished: time.Now().UTC()}
+		if err := env.Store.PutJSON(PrefixStat+st.Name, stats); err != nil {
+			return fmt.Errorf("%s: %w", st.Name, err)
+		}
+	}
+	return nil
+}
+
+// LoadStats returns every stage's stored stats, by stage name.
+func LoadStats(s *Store) (map[string]StageStats, error) {
+	out := map[string]StageStats{}
+	err := s.Scan(PrefixStat, func(k string, v []byte) error {
+		var st StageStats
+		if err := json.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("stats %s: %w", k, err)
+		}
+		out[k] = st
+		return nil
+	})
+	return out, err
+}
+
+// Progress reports per-stage progress: on a terminal a redrawn bar (done/
+// total, rate, ETA); elsewhere a log line every few seconds. A nil *Progress
+// or one made with quiet reports nothing.
+type Progress struct {
+	w        io.Writer
+	tty      bool
+	quiet    bool
+	interval time.Duration
+}
+
+// NewProgress writes to w; tty selects the redrawn bar.
+func NewProgress(w io.Writer, tty, quiet bool) *Progress {
+	return &Progress{w: w, tty: tty, quiet: quiet, interval: 5 * time.Second}
+}
+
+// Bar tracks one stage.
+type Bar struct {
+	p     *Progress
+	name  string
+	total int64
+	done  atomic.Int64
+	start time.Time
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// Start begins a bar for a stage with total units (0: unknown).
+func (p *Progress) Start(name string, total int64) *Bar {
+	b := &Bar{p: p, name: name, total: total, start: time.Now(), stop: make(chan struct{})}
+	if p == nil || p.quiet {
+		return b
+	}
+	every := p.interval
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				b.render(false)
+			}
+		}
+	}()
+	return b
+}
+
+// Add records n more units done.
+func (b *Bar) Add(n int64) { b.done.Add(n) }
+
+// Finish stops the bar and prints its final line.
+func (b *Bar) Finish() {
+	if b.p == nil || b.p.quiet {
+		return
+	}
+	close(b.stop)
+	b.wg.Wait()
+	b.render(true)
+}
+
+func (b *Bar) render(final bool) {
+	done := b.done.Load()
+	el := time.Since(b.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(done) / el
+	}
+	line := fmt.Sprintf("%-9s %d", b.name, done)
+	if b.total > 0 {
+		line = fmt.Sprintf("%-9s %d/%d %5.1f%%", b.name, done, b.total, 100*float64(done)/float64(b.total))
+	}
+	line += fmt.Sprintf("  %.0f/s", rate)
+	if !final && b.total > 0 && rate > 0 && done < b.total {
+		line += fmt.Sprintf("  ETA %s", (time.Duration(float64(b.total-done)/rate) * time.Second).Round(time.Second))
+	}
+	if final {
+		line += fmt.Sprintf("  in %s", time.Since(b.start).Round(time.Millisecond))
+	}
+	if b.p.tty {
+		end := ""
+		if final {
+			end = "\n"
+		}
+		fmt.Fprintf(b.p.w, "\r\033[K%s%s", line, end)
+		return
+	}
+	fmt.Fprintln(b.p.w, line)
+}
+
+// SortedKeys returns a map's keys in order (for stable printing).
+func SortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

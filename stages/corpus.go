@@ -1,0 +1,296 @@
+package stages
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/synthq/synthq/pipeline"
+)
+
+// CorpusOptions say how to read a corpus file.
+type CorpusOptions struct {
+	IDField, TextField, TitleField string
+	// SkipInvalid skips malformed lines (counted by reason) instead of
+	// stopping at the first with its file:line.
+	SkipInvalid bool
+}
+
+// Record is one passage read from a corpus file.
+type Record struct {
+	ID, Title, Text string
+	Line            int
+}
+
+// Corpus read outcomes counted besides the passages.
+const (
+	SkipEmptyText   = "empty_text"
+	SkipInvalidJSON = "invalid_json"
+	SkipInvalidUTF8 = "invalid_utf8"
+	SkipBadID       = "bad_id"
+	SkipBadText     = "bad_text"
+	SkipDuplicateID = "duplicate_id"
+)
+
+// LineError is a malformed corpus line: file, line, field and reason.
+type LineError struct {
+	File   string
+	Line   int
+	Field  string
+	Reason string // a SkipX constant
+	Msg    string
+}
+
+func (e *LineError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s:%d: field %q: %s", e.File, e.Line, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// ReadCorpus streams the passages of a JSONL corpus (plain or gzip, detected
+// by content; UTF-8 BOM and CRLF accepted) to fn in file order. A malformed
+// line stops the read with a *LineError naming file, line and field, unless
+// opts.SkipInvalid, in which case it is counted in skipped by reason.
+// Passages with empty text are always skipped and counted. Duplicate ids are
+// an error naming both lines. It returns the sha256 of the file's bytes.
+func ReadCorpus(ctx context.Context, path string, opts CorpusOptions, skipped map[string]int64, fn func(Record) error) (string, error) {
+	if opts.IDField == "" {
+		opts.IDField = "_id"
+	}
+	if opts.TextField == "" {
+		opts.TextField = "text"
+	}
+	if opts.TitleField == "" {
+		opts.TitleField = "title"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open corpus: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<20)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return "", fmt.Errorf("%s: gzip: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	lr := bufio.NewReaderSize(r, 1<<20)
+	seen := map[string]int{}
+	lineNo, passages := 0, 0
+	var buf []byte
+	for {
+		if lineNo%4096 == 0 && ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		chunk, err := lr.ReadSlice('\n')
+		buf = append(buf[:0], chunk...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			chunk, err = lr.ReadSlice('\n')
+			buf = append(buf, chunk...)
+		}
+		if len(buf) == 0 && err == io.EOF {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return "", fmt.Errorf("%s:%d: read: %w", path, lineNo+1, err)
+		}
+		lineNo++
+		line := bytes.TrimRight(buf, "\r\n")
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			rec, lerr := parseLine(path, lineNo, line, opts)
+			if lerr == nil {
+				if prev, dup := seen[rec.ID]; dup {
+					lerr = &LineError{File: path, Line: lineNo, Field: opts.IDField, Reason: SkipDuplicateID,
+						Msg: fmt.Sprintf("duplicate id %q (first on line %d)", rec.ID, prev)}
+				}
+			}
+			switch {
+			case lerr != nil && lerr.Reason == SkipEmptyText:
+				skipped[SkipEmptyText]++
+			case lerr != nil && opts.SkipInvalid:
+				skipped[lerr.Reason]++
+			case lerr != nil:
+				return "", lerr
+			default:
+				seen[rec.ID] = lineNo
+				passages++
+				if err := fn(rec); err != nil {
+					return "", err
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if passages == 0 {
+		return "", fmt.Errorf("%s: no passages (%d lines read): check --id-field %q and --text-field %q", path, lineNo, opts.IDField, opts.TextField)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func parseLine(path string, n int, line []byte, opts CorpusOptions) (Record, *LineError) {
+	fail := func(field, reason, msg string) (Record, *LineError) {
+		return Record{}, &LineError{File: path, Line: n, Field: field, Reason: reason, Msg: msg}
+	}
+	if !utf8.Valid(line) {
+		return fail("", SkipInvalidUTF8, "invalid UTF-8")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(line, &obj); err != nil {
+		return fail("", SkipInvalidJSON, "invalid JSON: "+err.Error())
+	}
+	var rec Record
+	rec.Line = n
+	raw, ok := obj[opts.IDField]
+	if !ok {
+		return fail(opts.IDField, SkipBadID, "missing")
+	}
+	if err := json.Unmarshal(raw, &rec.ID); err != nil {
+		return fail(opts.IDField, SkipBadID, "not a string: "+abbrev(string(raw)))
+	}
+	if strings.TrimSpace(rec.ID) == "" {
+		return fail(opts.IDField, SkipBadID, "empty")
+	}
+	raw, ok = obj[opts.TextField]
+	if !ok {
+		return fail(opts.TextField, SkipBadText, "missing")
+	}
+	if string(raw) != "null" {
+		if err := json.Unmarshal(raw, &rec.Text); err != nil {
+			return fail(opts.TextField, SkipBadText, "not a string: "+abbrev(string(raw)))
+		}
+	}
+	if raw, ok := obj[opts.TitleField]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &rec.Title); err != nil {
+			return fail(opts.TitleField, SkipBadText, "not a string: "+abbrev(string(raw)))
+		}
+	}
+	rec.Text = strings.TrimSpace(rec.Text)
+	rec.Title = strings.TrimSpace(rec.Title)
+	if rec.Text == "" {
+		return fail(opts.TextField, SkipEmptyText, "empty")
+	}
+	return rec, nil
+}
+
+func abbrev(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// corpusMeta is what the store remembers of the corpus it was made from.
+type corpusMeta struct {
+	SHA256   string `json:"sha256"`
+	Passages int    `json:"passages"`
+}
+
+// CorpusStage reads the corpus into the store (doc/<id>). A store remembers
+// its corpus: re-running with the same file writes nothing; a file whose
+// passage has the same id but different text is refused (never silently
+// mixed), naming the passage and line.
+func CorpusStage() pipeline.Stage {
+	return pipeline.Stage{
+		Name: "corpus",
+		Doc:  "read and validate the corpus file into the store",
+		Run:  runCorpus,
+	}
+}
+
+func runCorpus(ctx context.Context, env *pipeline.Env) error {
+	cfg := env.Config
+	c := env.Counters("corpus")
+	opts := CorpusOptions{IDField: cfg.IDField, TextField: cfg.TextField, TitleField: cfg.TitleField, SkipInvalid: cfg.SkipInvalid}
+	var meta corpusMeta
+	hadMeta, err := env.Store.GetJSON(pipeline.PrefixMeta+"corpus", &meta)
+	if err != nil {
+		return err
+	}
+	bar := env.Progress.Start("corpus", 0)
+	defer bar.Finish()
+	skipped := map[string]int64{}
+	batch := env.Store.NewBatch()
+	defer batch.Cancel()
+	n := 0
+	sum, err := ReadCorpus(ctx, cfg.Corpus, opts, skipped, func(r Record) error {
+		n++
+		bar.Add(1)
+		p := Passage{Title: r.Title, Text: r.Text, Line: r.Line, Hash: pipeline.Hash64(r.Title, r.Text)}
+		if hadMeta {
+			var old Passage
+			ok, err := env.Store.GetJSON(pipeline.PrefixDoc+r.ID, &old)
+			if err != nil {
+				return err
+			}
+			if ok && old.Hash != p.Hash {
+				return fmt.Errorf("%s:%d: passage %q has changed since store %s was made from this corpus (old text from line %d); use a new --store, or the old corpus file",
+					cfg.Corpus, r.Line, r.ID, env.Store.Path(), old.Line)
+			}
+			if ok && old.Line == p.Line {
+				return nil
+			}
+		}
+		return batch.PutJSON(pipeline.PrefixDoc+r.ID, p)
+	})
+	if err != nil {
+		return err
+	}
+	if hadMeta && meta.SHA256 != sum {
+		// Passages were added or removed: the doc table must hold exactly this corpus.
+		if err := dropMissing(ctx, env, cfg, opts); err != nil {
+			return err
+		}
+	}
+	if err := batch.Flush(); err != nil {
+		return err
+	}
+	c.Add("passages", int64(n))
+	for k, v := range skipped {
+		c.Add("skipped_"+k, v)
+	}
+	return env.Store.PutJSON(pipeline.PrefixMeta+"corpus", corpusMeta{SHA256: sum, Passages: n})
+}
+
+// dropMissing deletes stored passages that are not in the corpus file.
+func dropMissing(ctx context.Context, env *pipeline.Env, cfg *pipeline.Config, opts CorpusOptions) error {
+	ids := map[string]bool{}
+	if _, err := ReadCorpus(ctx, cfg.Corpus, opts, map[string]int64{}, func(r Record) error { ids[r.ID] = true; return nil }); err != nil {
+		return err
+	}
+	var gone []string
+	if err := env.Store.Scan(pipeline.PrefixDoc, func(k string, _ []byte) error {
+		if !ids[k] {
+			gone = append(gone, k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range gone {
+		if err := env.Store.Delete(pipeline.PrefixDoc + k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

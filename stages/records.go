@@ -1,0 +1,84 @@
+// Package stages holds one file per stage of the flow: corpus, generate,
+// filter, mine, label and export (with the targets computation that the
+// export applies). Each stage reads its inputs from the store and writes its
+// results there.
+package stages
+
+import (
+	"strconv"
+
+	"github.com/synthq/synthq/pipeline"
+)
+
+// Passage is a stored corpus passage (doc/<id>).
+type Passage struct {
+	Title string `json:"title,omitempty"`
+	Text  string `json:"text"`
+	Line  int    `json:"line"`
+	// Hash is the hash of the normalised title+text: equal hashes mark
+	// duplicate passages and a changed corpus.
+	Hash uint64 `json:"hash"`
+}
+
+// Full is the passage as the retriever and the teacher read it (title, then text).
+func (p Passage) Full() string {
+	if p.Title == "" {
+		return p.Text
+	}
+	return p.Title + " " + p.Text
+}
+
+// Answer is a stored LLM answer (llm/<fingerprint>): cached, paid-for work.
+type Answer struct {
+	Content          string `json:"content"`
+	FinishReason     string `json:"finish_reason,omitempty"`
+	Model            string `json:"model,omitempty"`
+	PromptTokens     int    `json:"prompt_tokens"`
+	CompletionTokens int    `json:"completion_tokens"`
+}
+
+// Failure is a stored permanent failure of a unit of work (fail/<fingerprint>).
+type Failure struct {
+	Stage  string `json:"stage"`
+	Item   string `json:"item"`
+	Reason string `json:"reason"`
+}
+
+// Query is a derived query record (q/<qid>).
+type Query struct {
+	DocID  string `json:"docid"`
+	Type   string `json:"type"`
+	Sample int    `json:"sample"`
+	Text   string `json:"text,omitempty"`
+	Drop   string `json:"drop,omitempty"`
+	GenFP  string `json:"gen_fp"`
+}
+
+// Mined is a derived candidate list (m/<qid>).
+type Mined struct {
+	DocID  string   `json:"docid"`
+	Type   string   `json:"type"`
+	Query  string   `json:"query"`
+	DocIDs []string `json:"docids,omitempty"`
+	Ranks  []int32  `json:"ranks,omitempty"` // 1-based first-pass rank; 0: added, not retrieved
+	Drop   string   `json:"drop,omitempty"`
+}
+
+// Labelled is a derived scored list (l/<qid>): candidates in first-pass order
+// with the teacher's raw scores.
+type Labelled struct {
+	DocID  string    `json:"docid"`
+	Type   string    `json:"type"`
+	Query  string    `json:"query"`
+	DocIDs []string  `json:"docids"`
+	Ranks  []int32   `json:"ranks"`
+	Raw    []float32 `json:"raw"`
+}
+
+// QID names the query slot (passage, type, sample): "<docid>:<type>:<n>".
+func QID(docID, qtype string, sample int) string {
+	return docID + ":" + qtype + ":" + strconv.Itoa(sample)
+}
+
+// failKey is where a unit of work's permanent failure is recorded.
+func failKey(fp string) string { return pipeline.PrefixFail + fp }

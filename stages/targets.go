@@ -1,0 +1,192 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/synthq/synthq/pipeline"
+)
+
+// Target drop reasons.
+const (
+	DropSourceNotTop1 = "teacher_source_not_top1"
+	DropLowTopScore   = "teacher_low_top_score"
+)
+
+// Targets are the set-wide quantities the export applies: percentiles of all
+// candidate scores (over the whole set, never per batch), the top-score
+// threshold and the dev split. Computing them reads the labelled table twice
+// and sends no request, so changing a threshold re-exports without scoring.
+type Targets struct {
+	Scores    int     `json:"candidate_scores"`
+	P1        float64 `json:"p1"`
+	P99       float64 `json:"p99"`
+	Min       float64 `json:"min"`
+	Max       float64 `json:"max"`
+	MinTop    float64 `json:"min_top_threshold"`
+	Kept      int     `json:"kept"`
+	DevSource int     `json:"dev_passages"`
+	dev       map[string]bool
+	counts    map[string]int64
+}
+
+// percentile is numpy's default (linear interpolation between order statistics).
+func percentile(sorted []float32, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := p / 100 * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	frac := pos - float64(lo)
+	return float64(sorted[lo]) + frac*(float64(sorted[hi])-float64(sorted[lo]))
+}
+
+// ComputeTargets reads the labelled lists of st and derives the targets.
+func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Targets, error) {
+	var all []float32
+	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+		var l Labelled
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("labelled %s: %w", qid, err)
+		}
+		all = append(all, l.Raw...)
+		return ctx.Err()
+	}); err != nil {
+		return nil, err
+	}
+	slices.Sort(all)
+	t := &Targets{Scores: len(all), dev: map[string]bool{}, counts: map[string]int64{}}
+	if len(all) > 0 {
+		t.P1, t.P99 = percentile(all, 1), percentile(all, 99)
+		t.Min, t.Max = float64(all[0]), float64(all[len(all)-1])
+		t.MinTop = math.Inf(-1)
+		if cfg.MinTopPercentile > 0 {
+			t.MinTop = percentile(all, cfg.MinTopPercentile)
+		}
+	}
+	all = nil
+	var sources []string
+	seen := map[string]bool{}
+	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+		var l Labelled
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("labelled %s: %w", qid, err)
+		}
+		if _, drop := t.row(&l, cfg); drop != "" {
+			t.counts["drop_"+drop]++
+			return nil
+		}
+		t.Kept++
+		if !seen[l.DocID] {
+			seen[l.DocID] = true
+			sources = append(sources, l.DocID)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// Dev split by source passage: order passages by a seeded hash and take
+	// the first round(fraction·n), so no passage is in both splits.
+	seed := strconv.FormatUint(cfg.Seed, 10)
+	sort.Slice(sources, func(i, j int) bool {
+		hi, hj := pipeline.Hash64(seed, sources[i]), pipeline.Hash64(seed, sources[j])
+		if hi != hj {
+			return hi < hj
+		}
+		return sources[i] < sources[j]
+	})
+	nDev := int(math.Round(cfg.DevFraction * float64(len(sources))))
+	for _, s := range sources[:nDev] {
+		t.dev[s] = true
+	}
+	t.DevSource = nDev
+	return t, nil
+}
+
+// Split names the split of a source passage.
+func (t *Targets) Split(docID string) string {
+	if t.dev[docID] {
+		return "dev"
+	}
+	return "train"
+}
+
+// row orders a labelled list by teacher score (descending; ties by
+// first-pass rank, then passage id), applies the filters and keeps the top
+// cfg.ListSize, the source passage always included. It returns the kept
+// candidate indices in output order, or a drop reason.
+func (t *Targets) row(l *Labelled, cfg *pipeline.Config) ([]int, string) {
+	idx := make([]int, len(l.DocIDs))
+	for i := range idx {
+		idx[i] = i
+	}
+	rank := func(i int) int32 {
+		if l.Ranks[i] == 0 {
+			return math.MaxInt32
+		}
+		return l.Ranks[i]
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		i, j := idx[a], idx[b]
+		if l.Raw[i] != l.Raw[j] {
+			return l.Raw[i] > l.Raw[j]
+		}
+		if rank(i) != rank(j) {
+			return rank(i) < rank(j)
+		}
+		return l.DocIDs[i] < l.DocIDs[j]
+	})
+	if len(idx) == 0 {
+		return nil, DropFewCandidates
+	}
+	if cfg.RequireSourceTop1 && l.DocIDs[idx[0]] != l.DocID {
+		return nil, DropSourceNotTop1
+	}
+	if float64(l.Raw[idx[0]]) < t.MinTop {
+		return nil, DropLowTopScore
+	}
+	if len(idx) > cfg.ListSize {
+		top := idx[:cfg.ListSize]
+		has := false
+		for _, i := range top {
+			if l.DocIDs[i] == l.DocID {
+				has = true
+			}
+		}
+		if !has {
+			for _, i := range idx[cfg.ListSize:] {
+				if l.DocIDs[i] == l.DocID {
+					top[len(top)-1] = i
+				}
+			}
+		}
+		idx = top
+	}
+	return idx, ""
+}
+
+// normalise maps a raw score to the exported target.
+func (t *Targets) normalise(s float32, cfg *pipeline.Config) float32 {
+	var lo, hi float64
+	switch cfg.Norm {
+	case "none":
+		return s
+	case "minmax":
+		lo, hi = t.Min, t.Max
+	default:
+		lo, hi = t.P1, t.P99
+	}
+	if hi <= lo {
+		if float64(s) >= hi {
+			return 1
+		}
+		return 0
+	}
+	return float32(math.Min(1, math.Max(0, (float64(s)-lo)/(hi-lo))))
+}
