@@ -171,7 +171,7 @@ func (c *Config) Teacher() string {
 func (c *Config) Fingerprint() string {
 	cc := *c
 	cc.Corpus, cc.Out, cc.Store, cc.LLMURL, cc.TeacherURL = "", "", "", "", ""
-	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed = 0, 0, 0, false
+	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed, cc.TeacherBatch = 0, 0, 0, false, 0
 	b, _ := json.Marshal(cc)
 	return Fingerprint(string(b))
 }

@@ -30,7 +30,12 @@ const exportBatchRows = 1024
 // ListwiseSchema is the schema of the listwise layout. md is attached as
 // schema metadata.
 func ListwiseSchema(md map[string]string) *arrow.Schema {
-	m := arrow.MetadataFrom(md)
+	keys := pipeline.SortedKeys(md) // map order is random; the bytes must not be
+	vals := make([]string, len(keys))
+	for i, k := range keys {
+		vals[i] = md[k]
+	}
+	m := arrow.NewMetadata(keys, vals)
 	return arrow.NewSchema([]arrow.Field{
 		{Name: "qid", Type: arrow.BinaryTypes.String},
 		{Name: "query", Type: arrow.BinaryTypes.String},

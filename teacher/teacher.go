@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,8 +128,8 @@ type statusError struct {
 func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
 func tooLarge(err error) bool {
-	se, ok := err.(*statusError)
-	return ok && (se.status == http.StatusRequestEntityTooLarge ||
+	var se *statusError
+	return errors.As(err, &se) && (se.status == http.StatusRequestEntityTooLarge ||
 		(se.status == http.StatusUnprocessableEntity && strings.Contains(strings.ToLower(se.body), "batch size")))
 }
 

@@ -1,0 +1,399 @@
+// Package fakes holds in-process servers that speak the real protocols the
+// tests exercise: OpenAI chat completions (as vLLM answers them), TEI
+// /rerank, the Cohere-style /v1/rerank and vLLM's /score. Their answers depend
+// only on the request, so a resumed run can be compared byte for byte with an
+// uninterrupted one. Failures are injected per request by a Fault function.
+package fakes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+)
+
+// Fault decides how the n-th request (1-based, counted per server) fails:
+// "" (no fault), "429" (Retry-After: 1), "500", "503", "html" (200 with an HTML
+// body), "truncated" (200 with JSON cut in half), "400-context" (vLLM's
+// context-length error).
+type Fault func(n int64, body []byte) string
+
+// Counter records how often each distinct request body was received.
+type Counter struct {
+	mu     sync.Mutex
+	bodies map[string]int
+	total  atomic.Int64
+}
+
+func (c *Counter) add(body []byte) int64 {
+	sum := sha256.Sum256(body)
+	k := hex.EncodeToString(sum[:])
+	c.mu.Lock()
+	if c.bodies == nil {
+		c.bodies = map[string]int{}
+	}
+	c.bodies[k]++
+	c.mu.Unlock()
+	return c.total.Add(1)
+}
+
+// Total is the number of requests received.
+func (c *Counter) Total() int64 { return c.total.Load() }
+
+// Repeated is the number of requests whose identical body had been received before.
+func (c *Counter) Repeated() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.bodies {
+		n += v - 1
+	}
+	return n
+}
+
+// Bodies returns the set of distinct request bodies' hashes.
+func (c *Counter) Bodies() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.bodies))
+	for k, v := range c.bodies {
+		out[k] = v
+	}
+	return out
+}
+
+// LLM is a fake OpenAI-compatible chat completions server.
+type LLM struct {
+	*httptest.Server
+	Model   string
+	APIKey  string // if set, requests must carry "Authorization: Bearer APIKey"
+	Fault   Fault
+	OnServe func(n int64) // called after each successful answer
+	Counter Counter
+	// Answer overrides the answer text (default: a question built from the passage).
+	Answer func(qtype, passage string, seed int) string
+}
+
+// NewLLM starts a fake serving model.
+func NewLLM(model string) *LLM {
+	f := &LLM{Model: model}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", f.models)
+	mux.HandleFunc("POST /v1/chat/completions", f.chat)
+	f.Server = httptest.NewServer(mux)
+	return f
+}
+
+// URL is the base URL a client is given (".../v1").
+func (f *LLM) URL() string { return f.Server.URL + "/v1" }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// openAIError is the error body vLLM's OpenAI server sends.
+func openAIError(w http.ResponseWriter, status int, typ, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": status}})
+}
+
+func (f *LLM) models(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, map[string]any{"object": "list", "data": []any{
+		map[string]any{"id": f.Model, "object": "model", "created": 1700000000, "owned_by": "vllm", "max_model_len": 131072},
+	}})
+}
+
+// injectFault writes the injected failure, if any, and reports whether it did.
+func injectFault(w http.ResponseWriter, fault string, ok any) bool {
+	switch fault {
+	case "":
+		return false
+	case "429":
+		w.Header().Set("Retry-After", "1")
+		openAIError(w, 429, "RateLimitError", "Too many requests")
+	case "500":
+		openAIError(w, 500, "InternalServerError", "internal error")
+	case "503":
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(503)
+		io.WriteString(w, "Service Unavailable")
+	case "html":
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(200)
+		io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+	case "truncated":
+		b, _ := json.Marshal(ok)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		w.Write(b[:len(b)/2])
+	default:
+		return false
+	}
+	return true
+}
+
+func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	n := f.Counter.add(body)
+	if f.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+f.APIKey {
+		openAIError(w, 401, "AuthenticationError", "Unauthorized")
+		return
+	}
+	var req struct {
+		Model       string   `json:"model"`
+		Temperature *float64 `json:"temperature"`
+		MaxTokens   int      `json:"max_tokens"`
+		Seed        *int     `json:"seed"`
+		Messages    []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		openAIError(w, 400, "BadRequestError", "invalid JSON: "+err.Error())
+		return
+	}
+	if req.Model != f.Model {
+		openAIError(w, 404, "NotFoundError", fmt.Sprintf("The model `%s` does not exist.", req.Model))
+		return
+	}
+	if len(req.Messages) == 0 {
+		openAIError(w, 400, "BadRequestError", "messages must not be empty")
+		return
+	}
+	user := req.Messages[len(req.Messages)-1].Content
+	passage := lastPassage(user)
+	fault := ""
+	if f.Fault != nil {
+		fault = f.Fault(n, body)
+	}
+	if fault == "400-context" {
+		openAIError(w, 400, "BadRequestError", "This model's maximum context length is 131072 tokens. However, you requested 140000 tokens (139950 in the messages, 50 in the completion). Please reduce the length of the messages or completion.")
+		return
+	}
+	seed := 0
+	if req.Seed != nil {
+		seed = *req.Seed
+	}
+	qtype := typeOf(user)
+	answer := defaultAnswer(qtype, passage, seed)
+	if f.Answer != nil {
+		answer = f.Answer(qtype, passage, seed)
+	}
+	resp := map[string]any{
+		"id": "chatcmpl-" + fmt.Sprint(seed), "object": "chat.completion", "created": 1700000000, "model": f.Model,
+		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": answer, "tool_calls": []any{}},
+			"logprobs": nil, "finish_reason": "stop", "stop_reason": nil}},
+		"usage": map[string]any{"prompt_tokens": words(body) / 2, "completion_tokens": len(strings.Fields(answer)) + 1,
+			"total_tokens": words(body)/2 + len(strings.Fields(answer)) + 1},
+	}
+	if injectFault(w, fault, resp) {
+		return
+	}
+	writeJSON(w, 200, resp)
+	if f.OnServe != nil {
+		f.OnServe(n)
+	}
+}
+
+func words(b []byte) int { return len(strings.Fields(string(b))) }
+
+// lastPassage extracts the passage the prompt asks about (after the last "Passage:").
+func lastPassage(user string) string {
+	i := strings.LastIndex(user, "Passage:")
+	if i < 0 {
+		return user
+	}
+	p := user[i+len("Passage:"):]
+	if j := strings.LastIndex(p, "\n"); j >= 0 {
+		p = p[:j]
+	}
+	return strings.TrimSpace(p)
+}
+
+func typeOf(user string) string {
+	switch {
+	case strings.HasSuffix(user, "Question:"):
+		return "questions"
+	case strings.HasSuffix(user, "Claim:"):
+		return "claims"
+	case strings.HasSuffix(user, "Title:"):
+		return "titles"
+	case strings.HasSuffix(user, "Keywords:"):
+		return "keywords"
+	}
+	return "query"
+}
+
+// defaultAnswer writes what an instruct model might: sometimes a preamble,
+// then a query made of distinctive passage words.
+func defaultAnswer(qtype, passage string, seed int) string {
+	var ws []string
+	for _, w := range strings.FieldsFunc(passage, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
+		if len(w) > 4 {
+			ws = append(ws, strings.ToLower(w))
+		}
+	}
+	if len(ws) == 0 {
+		return "What is this about?"
+	}
+	pick := func(i int) string { return ws[(seed/7+i*5)%len(ws)] }
+	var q string
+	switch qtype {
+	case "keywords":
+		q = strings.Join([]string{pick(0), pick(1), pick(2)}, ", ")
+	case "claims":
+		q = fmt.Sprintf("The %s affects %s and %s.", pick(0), pick(1), pick(2))
+	case "titles":
+		q = fmt.Sprintf("%s and %s", pick(0), pick(1))
+	default:
+		q = fmt.Sprintf("how does %s relate to %s %s?", pick(0), pick(1), pick(2))
+	}
+	if seed%3 == 0 {
+		return "Here is a " + qtype + " based on the passage:\n\n\"" + q + "\"\n\nThis query targets the main topic of the passage."
+	}
+	return q
+}
+
+// Reranker is a fake cross-encoder server speaking one of the three APIs.
+type Reranker struct {
+	*httptest.Server
+	API            string // tei | cohere | vllm-score
+	Model          string
+	MaxClientBatch int // TEI refuses larger batches (413); default 32
+	Fault          Fault
+	Counter        Counter
+	Pairs          atomic.Int64
+}
+
+// NewReranker starts a fake for api ("tei", "cohere" or "vllm-score").
+func NewReranker(api, model string) *Reranker {
+	f := &Reranker{API: api, Model: model, MaxClientBatch: 32}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	mux.HandleFunc("POST /rerank", f.tei)
+	mux.HandleFunc("POST /v1/rerank", f.cohere)
+	mux.HandleFunc("POST /score", f.score)
+	f.Server = httptest.NewServer(mux)
+	return f
+}
+
+// Score is the fake model: word overlap with the query, like a lexical
+// cross-encoder, in logit-like units.
+func Score(query, passage string) float64 {
+	q := strings.Fields(strings.ToLower(query))
+	p := strings.ToLower(passage)
+	s := -4.0
+	for _, w := range q {
+		w = strings.Trim(w, ".,?!\"'")
+		if len(w) > 2 && strings.Contains(p, w) {
+			s += 2
+		}
+	}
+	return s + float64(len(passage)%7)/100
+}
+
+type result struct {
+	Index int
+	Score float64
+}
+
+func (f *Reranker) rank(query string, docs []string) []result {
+	out := make([]result, len(docs))
+	for i, d := range docs {
+		out[i] = result{i, Score(query, d)}
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Score > out[b].Score })
+	f.Pairs.Add(int64(len(docs)))
+	return out
+}
+
+func (f *Reranker) tei(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	n := f.Counter.add(body)
+	var req struct {
+		Query     string   `json:"query"`
+		Texts     []string `json:"texts"`
+		RawScores bool     `json:"raw_scores"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeJSON(w, 422, map[string]any{"error": "Failed to deserialize the JSON body into the target type", "error_type": "Validation"})
+		return
+	}
+	if len(req.Texts) == 0 {
+		writeJSON(w, 400, map[string]any{"error": "`texts` cannot be empty", "error_type": "Empty"})
+		return
+	}
+	if len(req.Texts) > f.MaxClientBatch {
+		writeJSON(w, 413, map[string]any{"error": fmt.Sprintf("batch size %d > maximum allowed batch size %d", len(req.Texts), f.MaxClientBatch), "error_type": "Validation"})
+		return
+	}
+	var res []map[string]any
+	for _, x := range f.rank(req.Query, req.Texts) {
+		res = append(res, map[string]any{"index": x.Index, "score": x.Score})
+	}
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), res) {
+		return
+	}
+	writeJSON(w, 200, res)
+}
+
+func (f *Reranker) cohere(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	n := f.Counter.add(body)
+	var req struct {
+		Model     string   `json:"model"`
+		Query     string   `json:"query"`
+		Documents []string `json:"documents"`
+		TopN      int      `json:"top_n"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		openAIError(w, 400, "BadRequestError", err.Error())
+		return
+	}
+	var res []map[string]any
+	for _, x := range f.rank(req.Query, req.Documents) {
+		res = append(res, map[string]any{"index": x.Index, "document": map[string]any{"text": req.Documents[x.Index]}, "relevance_score": x.Score})
+	}
+	if req.TopN > 0 && req.TopN < len(res) {
+		res = res[:req.TopN]
+	}
+	out := map[string]any{"id": "rerank-1", "model": f.Model, "usage": map[string]any{"total_tokens": words(body)}, "results": res}
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), out) {
+		return
+	}
+	writeJSON(w, 200, out)
+}
+
+func (f *Reranker) score(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	n := f.Counter.add(body)
+	var req struct {
+		Model string   `json:"model"`
+		Text1 string   `json:"text_1"`
+		Text2 []string `json:"text_2"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		openAIError(w, 400, "BadRequestError", err.Error())
+		return
+	}
+	var data []map[string]any
+	for i, d := range req.Text2 {
+		data = append(data, map[string]any{"index": i, "object": "score", "score": Score(req.Text1, d)})
+	}
+	f.Pairs.Add(int64(len(req.Text2)))
+	out := map[string]any{"id": "score-1", "object": "list", "created": 1700000000, "model": f.Model, "data": data, "usage": map[string]any{"prompt_tokens": words(body)}}
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), out) {
+		return
+	}
+	writeJSON(w, 200, out)
+}
