@@ -95,10 +95,10 @@ func TestDrawIsSeededAndExcludesTarget(t *testing.T) {
 func TestReadPoolErrors(t *testing.T) {
 	cases := map[string]string{
 		`{"type":"questions","passage":"p","query":"q"}` + "\n" + `{"type":"question","passage":"p","query":"q"}`: `ex.jsonl:2: field "type": unknown query type "question"`,
-		`{"type":"random","passage":"p","query":"q"}`:  `ex.jsonl:1: field "type": "random" is zero-shot`,
-		`{"type":"claims","passage":"","query":"q"}`:   `ex.jsonl:1: field "passage": missing or empty`,
-		`{"type":"claims","passage":"p"}`:              `ex.jsonl:1: field "query": missing or empty`,
-		`not json`:                                     `ex.jsonl:1: invalid JSON`,
+		`{"type":"random","passage":"p","query":"q"}`:                                                             `ex.jsonl:1: field "type": "random" is zero-shot`,
+		`{"type":"claims","passage":"","query":"q"}`:                                                              `ex.jsonl:1: field "passage": missing or empty`,
+		`{"type":"claims","passage":"p"}`:                                                                         `ex.jsonl:1: field "query": missing or empty`,
+		`not json`:                                                                                                `ex.jsonl:1: invalid JSON`,
 	}
 	for in, want := range cases {
 		if _, err := ReadPool(strings.NewReader(in), "ex.jsonl"); err == nil || !strings.Contains(err.Error(), want) {

@@ -75,7 +75,7 @@ func TestBadAnswersAreErrors(t *testing.T) {
 		`[{"index":0,"score":1.0},{"index":0,"score":0.5}]`: "index 0 appears twice",
 		`[{"index":0,"score":1.0}]`:                         "no score for index 1",
 		`[{"index":5,"score":1.0},{"index":0,"score":0.5}]`: "index 5 out of range",
-		`{"error":"x"}`:                                     "want [{\"index\",\"score\"}]",
+		`{"error":"x"}`: "want [{\"index\",\"score\"}]",
 	}
 	for body, want := range cases {
 		var n int

@@ -37,7 +37,10 @@ func TestRetriesEachFailure(t *testing.T) {
 		{"500", func(w http.ResponseWriter) { w.WriteHeader(500) }, 0},
 		{"502", func(w http.ResponseWriter) { w.WriteHeader(502) }, 0},
 		{"504", func(w http.ResponseWriter) { w.WriteHeader(504) }, 0},
-		{"HTML body", func(w http.ResponseWriter) { w.Header().Set("Content-Type", "text/html"); io.WriteString(w, "<html>oops</html>") }, 0},
+		{"HTML body", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, "<html>oops</html>")
+		}, 0},
 		{"truncated JSON", func(w http.ResponseWriter) { io.WriteString(w, `{"choices":[{"mess`) }, 0},
 		{"hang past the timeout", func(w http.ResponseWriter) { time.Sleep(time.Second) }, 0},
 		{"connection reset", func(w http.ResponseWriter) {
