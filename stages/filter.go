@@ -2,8 +2,6 @@ package stages
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
@@ -42,64 +40,46 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 	defer batch.Cancel()
 	bar := env.Progress.Start("filter", 0)
 	defer bar.Finish()
-	err = st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	err = forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+		q := Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
+		var ans Answer
+		ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans)
+		if err != nil {
+			return err
 		}
-		var doc Passage
-		if err := json.Unmarshal(v, &doc); err != nil {
-			return fmt.Errorf("passage %q: %w", docID, err)
+		switch {
+		case !ok:
+			q.Drop = DropNotGenerated
+			if failed, err := st.Has(failKey(fp)); err != nil {
+				return err
+			} else if failed {
+				q.Drop = DropLLMFailed
+			}
+		default:
+			c.Add("answers", 1)
+			c.Add("prompt_tokens", int64(ans.PromptTokens))
+			c.Add("completion_tokens", int64(ans.CompletionTokens))
+			q.Text, q.Drop = prompts.Parse(qt, ans.Content, req.Passage, opts)
 		}
-		for _, qt := range cfg.QueryTypes {
-			for s := 0; s < cfg.QueriesPerType; s++ {
-				req, fp, err := plan.request(docID, doc, qt, s)
-				if err != nil {
-					return err
+		if q.Drop == "" {
+			h := pipeline.Hash64(prompts.Normalize(q.Text))
+			if first, dup := seen[h]; dup {
+				q.Drop = DropDuplicateCorpus
+				if first == docID {
+					q.Drop = DropDuplicatePassage
 				}
-				q := Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
-				var ans Answer
-				ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans)
-				if err != nil {
-					return err
-				}
-				switch {
-				case !ok:
-					q.Drop = DropNotGenerated
-					if failed, err := st.Has(failKey(fp)); err != nil {
-						return err
-					} else if failed {
-						q.Drop = DropLLMFailed
-					}
-				default:
-					c.Add("answers", 1)
-					c.Add("prompt_tokens", int64(ans.PromptTokens))
-					c.Add("completion_tokens", int64(ans.CompletionTokens))
-					q.Text, q.Drop = prompts.Parse(qt, ans.Content, req.Passage, opts)
-				}
-				if q.Drop == "" {
-					h := pipeline.Hash64(prompts.Normalize(q.Text))
-					if first, dup := seen[h]; dup {
-						q.Drop = DropDuplicateCorpus
-						if first == docID {
-							q.Drop = DropDuplicatePassage
-						}
-					} else {
-						seen[h] = docID
-					}
-				}
-				if q.Drop != "" {
-					c.Add("drop_"+q.Drop, 1)
-				} else {
-					c.Add("kept", 1)
-					c.Add("kept_"+qt, 1)
-				}
-				bar.Add(1)
-				if err := batch.PutJSON(pipeline.PrefixQuery+QID(docID, qt, s), q); err != nil {
-					return err
-				}
+			} else {
+				seen[h] = docID
 			}
 		}
-		return nil
+		if q.Drop != "" {
+			c.Add("drop_"+q.Drop, 1)
+		} else {
+			c.Add("kept", 1)
+			c.Add("kept_"+qt, 1)
+		}
+		bar.Add(1)
+		return batch.PutJSON(pipeline.PrefixQuery+QID(docID, qt, s), q)
 	})
 	if err != nil {
 		return err

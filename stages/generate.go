@@ -118,7 +118,70 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	var probeOnce sync.Once
 	var probeErr error
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(cfg.Concurrency).WithCancelOnError().WithFirstError()
-	scanErr := st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
+	scanErr := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+		if ok, err := st.Has(pipeline.PrefixLLM + fp); err != nil {
+			return err
+		} else if ok {
+			c.Add("cached", 1)
+			bar.Add(1)
+			return nil
+		}
+		if !cfg.RetryFailed {
+			if ok, err := st.Has(failKey(fp)); err != nil {
+				return err
+			} else if ok {
+				c.Add("failed", 1)
+				bar.Add(1)
+				return nil
+			}
+		}
+		if probeOnce.Do(func() {
+			if deps.ProbeLLM != nil {
+				probeErr = deps.ProbeLLM(ctx)
+			}
+		}); probeErr != nil {
+			return probeErr
+		}
+		item := QID(docID, qt, s)
+		p.Go(func(ctx context.Context) error {
+			defer bar.Add(1)
+			ans, err := deps.Generator.Generate(ctx, req)
+			var ie *ItemError
+			if errors.As(err, &ie) {
+				c.Add("failed", 1)
+				return st.PutJSON(failKey(fp), Failure{Stage: "generate", Item: item, Reason: ie.Error()})
+			}
+			if err != nil {
+				return err
+			}
+			if err := st.PutJSON(pipeline.PrefixLLM+fp, ans); err != nil {
+				return err
+			}
+			if cfg.RetryFailed {
+				if err := st.Delete(failKey(fp)); err != nil {
+					return err
+				}
+			}
+			c.Add("requests", 1)
+			c.Add("prompt_tokens", int64(ans.PromptTokens))
+			c.Add("completion_tokens", int64(ans.CompletionTokens))
+			return nil
+		})
+		return nil
+	})
+	werr := p.Wait()
+	if scanErr != nil {
+		return scanErr
+	}
+	return werr
+}
+
+// forEachSlot calls fn for every (passage, type, sample) slot, in passage-id
+// order, with the slot's rendered request and fingerprint. Generate and filter
+// both enumerate slots through it, so they always agree on fingerprints.
+func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
+	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) error {
+	return st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -132,61 +195,11 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 				if err != nil {
 					return err
 				}
-				if ok, err := st.Has(pipeline.PrefixLLM + fp); err != nil {
+				if err := fn(docID, qt, s, req, fp); err != nil {
 					return err
-				} else if ok {
-					c.Add("cached", 1)
-					bar.Add(1)
-					continue
 				}
-				if !cfg.RetryFailed {
-					if ok, err := st.Has(failKey(fp)); err != nil {
-						return err
-					} else if ok {
-						c.Add("failed", 1)
-						bar.Add(1)
-						continue
-					}
-				}
-				if probeOnce.Do(func() {
-					if deps.ProbeLLM != nil {
-						probeErr = deps.ProbeLLM(ctx)
-					}
-				}); probeErr != nil {
-					return probeErr
-				}
-				item := QID(docID, qt, s)
-				p.Go(func(ctx context.Context) error {
-					defer bar.Add(1)
-					ans, err := deps.Generator.Generate(ctx, req)
-					var ie *ItemError
-					if errors.As(err, &ie) {
-						c.Add("failed", 1)
-						return st.PutJSON(failKey(fp), Failure{Stage: "generate", Item: item, Reason: ie.Error()})
-					}
-					if err != nil {
-						return err
-					}
-					if err := st.PutJSON(pipeline.PrefixLLM+fp, ans); err != nil {
-						return err
-					}
-					if cfg.RetryFailed {
-						if err := st.Delete(failKey(fp)); err != nil {
-							return err
-						}
-					}
-					c.Add("requests", 1)
-					c.Add("prompt_tokens", int64(ans.PromptTokens))
-					c.Add("completion_tokens", int64(ans.CompletionTokens))
-					return nil
-				})
 			}
 		}
 		return nil
 	})
-	werr := p.Wait()
-	if scanErr != nil {
-		return scanErr
-	}
-	return werr
 }
