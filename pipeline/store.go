@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -52,15 +53,32 @@ func OpenStore(dir string) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		WithCompactL0OnClose(true).
 		WithValueThreshold(1 << 10)
-	db, err := badger.Open(opts)
+	// After a killed process is reaped, the kernel can hold its directory lock
+	// for some milliseconds more; a live synthq holds it for good. Retrying for
+	// up to a second tells the two apart without making the second wait long.
+	var db *badger.DB
+	var err error
+	for deadline := time.Now().Add(lockWait); ; time.Sleep(25 * time.Millisecond) {
+		db, err = badger.Open(opts)
+		if err == nil || !isLockError(err) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
-			strings.Contains(err.Error(), "resource temporarily unavailable") {
+		if isLockError(err) {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrStoreLocked)
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	return &Store{db: db, path: dir}, nil
+}
+
+// lockWait is how long OpenStore retries a held store lock.
+const lockWait = time.Second
+
+func isLockError(err error) bool {
+	return strings.Contains(err.Error(), "Cannot acquire directory lock") ||
+		strings.Contains(err.Error(), "resource temporarily unavailable")
 }
 
 // Path is the directory the store lives in.

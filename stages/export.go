@@ -82,7 +82,12 @@ func newSplitWriter(dir, name string, schema *arrow.Schema, mem memory.Allocator
 		return nil, fmt.Errorf("create %s.parquet: %w", name, err)
 	}
 	w.ipcW = ipc.NewWriter(w.arrowF, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem))
+	// Dictionary encoding is off except for the two tiny columns: arrow/go v17
+	// writes a column chunk's page-encoding stats in Go map order, so a chunk
+	// whose dictionary overflows (RLE_DICTIONARY pages, then PLAIN ones) would
+	// not give the same bytes twice. One encoding per chunk keeps them stable.
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem),
+		parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor("query_type", true), parquet.WithDictionaryFor("split", true))
 	if w.pqW, err = pqarrow.NewFileWriter(schema, struct{ io.Writer }{w.parqF}, props, // not an io.Closer: we sync and close the file ourselves
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem))); err != nil {
 		return nil, fmt.Errorf("parquet writer %s: %w", name, err)

@@ -23,14 +23,15 @@ const (
 // threshold and the dev split. Computing them reads the labelled table twice
 // and sends no request, so changing a threshold re-exports without scoring.
 type Targets struct {
-	Scores    int     `json:"candidate_scores"`
-	P1        float64 `json:"p1"`
-	P99       float64 `json:"p99"`
-	Min       float64 `json:"min"`
-	Max       float64 `json:"max"`
-	MinTop    float64 `json:"min_top_threshold"`
-	Kept      int     `json:"kept"`
-	DevSource int     `json:"dev_passages"`
+	Scores    int      `json:"candidate_scores"`
+	P1        float64  `json:"p1"`
+	P99       float64  `json:"p99"`
+	Min       float64  `json:"min"`
+	Max       float64  `json:"max"`
+	MinTop    float64  `json:"-"`                 // -Inf when the filter is off
+	Threshold *float64 `json:"min_top_threshold"` // MinTop for the manifest; null when off
+	Kept      int      `json:"kept"`
+	DevSource int      `json:"dev_passages"`
 	dev       map[string]bool
 	counts    map[string]int64
 }
@@ -61,13 +62,13 @@ func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Confi
 		return nil, err
 	}
 	slices.Sort(all)
-	t := &Targets{Scores: len(all), dev: map[string]bool{}, counts: map[string]int64{}}
+	t := &Targets{Scores: len(all), MinTop: math.Inf(-1), dev: map[string]bool{}, counts: map[string]int64{}}
 	if len(all) > 0 {
 		t.P1, t.P99 = percentile(all, 1), percentile(all, 99)
 		t.Min, t.Max = float64(all[0]), float64(all[len(all)-1])
-		t.MinTop = math.Inf(-1)
 		if cfg.MinTopPercentile > 0 {
 			t.MinTop = percentile(all, cfg.MinTopPercentile)
+			t.Threshold = &t.MinTop
 		}
 	}
 	all = nil
