@@ -29,7 +29,6 @@ const (
 	PrefixFail    = "fail/"  // stage/item -> failure reason (derived)
 	PrefixStat    = "stat/"  // stage -> counts (derived)
 	PrefixMeta    = "meta/"  // run facts: corpus fingerprint, config
-	writeBatchMax = 1000
 )
 
 // Store is the Badger database every stage reads from and writes to. It is

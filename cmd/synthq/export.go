@@ -34,12 +34,7 @@ func exportCommand() *cli.Command {
 			if !ok {
 				return errors.New("store " + c.String("store") + " holds no run (run `synthq run` first)")
 			}
-			for _, name := range []string{"list-size", "require-source-top1", "min-top-percentile", "norm", "dev-fraction", "seed"} {
-				if c.IsSet(name) {
-					applyTargets(c, &cfg)
-					break
-				}
-			}
+			applyTargets(c, &cfg, true)
 			if c.IsSet("out") {
 				cfg.Out = c.String("out")
 			}

@@ -132,7 +132,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
 		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"),
 	}
-	applyTargets(c, cfg)
+	applyTargets(c, cfg, false)
 	if s := c.String("llm-extra"); s != "" {
 		if err := json.Unmarshal([]byte(s), &cfg.LLMExtra); err != nil {
 			return nil, fmt.Errorf("--llm-extra: want a JSON object: %w", err)
@@ -142,13 +142,29 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-func applyTargets(c *cli.Context, cfg *pipeline.Config) {
-	cfg.ListSize = c.Int("list-size")
-	cfg.RequireSourceTop1 = c.Bool("require-source-top1")
-	cfg.MinTopPercentile = c.Float64("min-top-percentile")
-	cfg.Norm = c.String("norm")
-	cfg.DevFraction = c.Float64("dev-fraction")
-	cfg.Seed = uint64(c.Int("seed"))
+// applyTargets copies the target flags into cfg; with onlySet, only those
+// given on the command line or in the environment (export keeps the run's
+// values for the rest).
+func applyTargets(c *cli.Context, cfg *pipeline.Config, onlySet bool) {
+	set := func(name string) bool { return !onlySet || c.IsSet(name) }
+	if set("list-size") {
+		cfg.ListSize = c.Int("list-size")
+	}
+	if set("require-source-top1") {
+		cfg.RequireSourceTop1 = c.Bool("require-source-top1")
+	}
+	if set("min-top-percentile") {
+		cfg.MinTopPercentile = c.Float64("min-top-percentile")
+	}
+	if set("norm") {
+		cfg.Norm = c.String("norm")
+	}
+	if set("dev-fraction") {
+		cfg.DevFraction = c.Float64("dev-fraction")
+	}
+	if set("seed") {
+		cfg.Seed = uint64(c.Int("seed"))
+	}
 }
 
 // isTerminal reports whether f is a terminal (progress bars) or not (log lines).

@@ -422,7 +422,7 @@ func TestFlagEnvFilePrecedence(t *testing.T) {
 
 func TestOfflineRunAndExportCommand(t *testing.T) {
 	out := t.TempDir()
-	code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", corpus, "--out", out, "--quiet", "--min-candidates", "5")
+	code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", corpus, "--out", out, "--quiet", "--min-candidates", "5", "--min-top-percentile", "10")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
@@ -440,6 +440,16 @@ func TestOfflineRunAndExportCommand(t *testing.T) {
 		t.Fatalf("export: exit %d: %s", code, msg)
 	}
 	train2, _ := checkOutput(t, out2)
+	var m struct {
+		Config pipeline.Config `json:"config"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out2, "manifest.json"))
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.ListSize != 4 || m.Config.MinTopPercentile != 10 {
+		t.Errorf("export settings: list-size %d, min-top-percentile %v; want 4 (given) and 10 (the run's)", m.Config.ListSize, m.Config.MinTopPercentile)
+	}
 	if len(train2) != len(train) {
 		t.Errorf("export kept %d train rows, run %d", len(train2), len(train))
 	}
