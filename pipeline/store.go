@@ -19,16 +19,16 @@ import (
 // lives under fingerprints and is never deleted by a run; derived tables (one
 // record per query) are rebuilt by each run from cached work.
 const (
-	PrefixDoc     = "doc/"   // passage id -> Passage
-	PrefixLLM     = "llm/"   // request fingerprint -> LLM answer (cached work)
-	PrefixHits    = "hits/"  // retrieval fingerprint -> hit list (cached work)
-	PrefixScore   = "score/" // teacher fingerprint -> per-passage scores (cached work)
-	PrefixQuery   = "q/"     // qid -> query record (derived)
-	PrefixMined   = "m/"     // qid -> candidate list (derived)
-	PrefixLabel   = "l/"     // qid -> labelled list (derived)
-	PrefixFail    = "fail/"  // stage/item -> failure reason (derived)
-	PrefixStat    = "stat/"  // stage -> counts (derived)
-	PrefixMeta    = "meta/"  // run facts: corpus fingerprint, config
+	PrefixDoc   = "doc/"   // passage id -> Passage
+	PrefixLLM   = "llm/"   // request fingerprint -> LLM answer (cached work)
+	PrefixHits  = "hits/"  // retrieval fingerprint -> hit list (cached work)
+	PrefixScore = "score/" // teacher fingerprint -> per-passage scores (cached work)
+	PrefixQuery = "q/"     // qid -> query record (derived)
+	PrefixMined = "m/"     // qid -> candidate list (derived)
+	PrefixLabel = "l/"     // qid -> labelled list (derived)
+	PrefixFail  = "fail/"  // stage/item -> failure reason (derived)
+	PrefixStat  = "stat/"  // stage -> counts (derived)
+	PrefixMeta  = "meta/"  // run facts: corpus fingerprint, config
 )
 
 // Store is the Badger database every stage reads from and writes to. It is
