@@ -27,8 +27,7 @@ type Env struct {
 	Store    *Store
 	Config   *Config
 	Progress *Progress
-	Log      io.Writer // human messages; never receives secrets
-	counters sync.Map  // stage -> *Counters
+	counters sync.Map // stage -> *Counters
 }
 
 // Counters are a stage's counts by name (items done, drops by reason, tokens).

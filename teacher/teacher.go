@@ -175,7 +175,8 @@ func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]f
 	return nil, lastErr
 }
 
-// Unwrap helpers let callers see the HTTP status of a teacher failure.
+// Status is the HTTP status of the failed teacher call; callers find it with
+// errors.As to tell a bad key or model (fatal) from an item failure.
 func (e *statusError) Status() int { return e.status }
 
 // byIndex maps results back to input order by their index, never by their

@@ -42,7 +42,7 @@ func exportCommand() *cli.Command {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			env := &pipeline.Env{Store: st, Config: &cfg, Log: c.App.ErrWriter,
+			env := &pipeline.Env{Store: st, Config: &cfg,
 				Progress: pipeline.NewProgress(c.App.ErrWriter, false, cfg.Quiet)}
 			if err := pipeline.Run(c.Context, env, []pipeline.Stage{stages.ExportStage(nil)}); err != nil {
 				return err

@@ -75,7 +75,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	env := &pipeline.Env{Store: st, Config: cfg, Log: log,
+	env := &pipeline.Env{Store: st, Config: cfg,
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	all := []pipeline.Stage{
 		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
