@@ -25,7 +25,7 @@ type Config struct {
 	Offline bool `json:"offline"`
 
 	// Generation
-	LLMURL          string         `json:"llm_url"`
+	LLMURLs         []string       `json:"llm_urls"`
 	LLMModel        string         `json:"llm_model"`
 	LLMAPIKey       string         `json:"-"`
 	QueryTypes      []string       `json:"query_types"`
@@ -39,6 +39,11 @@ type Config struct {
 	LLMExtra        map[string]any `json:"llm_extra,omitempty"`
 	MaxQueryWords   int            `json:"max_query_words"`
 	MaxCopiedWords  int            `json:"max_copied_words"`
+	NoN             bool           `json:"no_n,omitempty"` // one request per sample even where the server honours n
+	RPM             float64        `json:"rpm,omitempty"`
+	TPM             float64        `json:"tpm,omitempty"`
+	PriceInput      float64        `json:"price_input,omitempty"`  // per 1M prompt tokens
+	PriceOutput     float64        `json:"price_output,omitempty"` // per 1M completion tokens
 
 	// Mining
 	Candidates    int     `json:"candidates"`
@@ -48,12 +53,13 @@ type Config struct {
 	BM25B         float64 `json:"bm25_b"`
 
 	// Teacher
-	TeacherURL    string `json:"teacher_url"`
-	TeacherAPI    string `json:"teacher_api"`
-	TeacherModel  string `json:"teacher_model"`
-	TeacherAPIKey string `json:"-"`
-	TeacherBatch  int    `json:"teacher_batch"`
-	TeacherInput  string `json:"teacher_input"`
+	TeacherURLs   []string `json:"teacher_urls"`
+	TeacherRPM    float64  `json:"teacher_rpm,omitempty"`
+	TeacherAPI    string   `json:"teacher_api"`
+	TeacherModel  string   `json:"teacher_model"`
+	TeacherAPIKey string   `json:"-"`
+	TeacherBatch  int      `json:"teacher_batch"`
+	TeacherInput  string   `json:"teacher_input"`
 
 	// Targets and split
 	ListSize          int     `json:"list_size"`
@@ -136,6 +142,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Temperature < 0:
 		return fmt.Errorf("--temperature must not be negative, got %g", c.Temperature)
+	case c.TopP < 0 || c.TopP > 1:
+		return fmt.Errorf("--top-p must be in [0, 1], got %g", c.TopP)
+	case c.RPM < 0 || c.TPM < 0 || c.TeacherRPM < 0:
+		return fmt.Errorf("--rpm, --tpm and --teacher-rpm must not be negative")
+	case c.PriceInput < 0 || c.PriceOutput < 0:
+		return fmt.Errorf("--price-input and --price-output must not be negative")
 	}
 	switch c.Norm {
 	case "p1p99", "minmax", "none":
@@ -148,6 +160,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--teacher-input must be title+text or text, got %q", c.TeacherInput)
 	}
 	return nil
+}
+
+// Cost is the price of the given token counts at the configured prices
+// (per 1M tokens); 0 when no price is set.
+func (c *Config) Cost(promptTokens, completionTokens int64) float64 {
+	return (float64(promptTokens)*c.PriceInput + float64(completionTokens)*c.PriceOutput) / 1e6
 }
 
 // Generator names what writes the queries ("offline" or the LLM model).
@@ -170,8 +188,10 @@ func (c *Config) Teacher() string {
 // secrets, no paths, no concurrency).
 func (c *Config) Fingerprint() string {
 	cc := *c
-	cc.Corpus, cc.Out, cc.Store, cc.LLMURL, cc.TeacherURL = "", "", "", "", ""
+	cc.Corpus, cc.Out, cc.Store = "", "", ""
+	cc.LLMURLs, cc.TeacherURLs = nil, nil
 	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed, cc.TeacherBatch = 0, 0, 0, false, 0
+	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
 	b, _ := json.Marshal(cc)
 	return Fingerprint(string(b))
 }

@@ -246,6 +246,14 @@ func (b *Batch) PutJSON(key string, v any) error {
 	return b.Put(key, buf)
 }
 
+// Delete removes key in the batch.
+func (b *Batch) Delete(key string) error {
+	if err := b.wb.Delete([]byte(key)); err != nil {
+		return fmt.Errorf("store: batch delete %s: %w", key, err)
+	}
+	return nil
+}
+
 // Flush commits every buffered write.
 func (b *Batch) Flush() error {
 	if err := b.wb.Flush(); err != nil {

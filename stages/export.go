@@ -273,9 +273,39 @@ type Manifest struct {
 	Stages           map[string]pipeline.StageStats `json:"stages"`
 	Rows             map[string]int64               `json:"rows"`
 	Failures         int                            `json:"failures"`
+	Tokens           TokenUse                       `json:"tokens"`
 	Run              map[string]any                 `json:"run,omitempty"`
 	SchemaMetadata   map[string]string              `json:"schema_metadata"`
 	ExportSeconds    float64                        `json:"export_seconds"`
+}
+
+// TokenUse is LLM usage and its cost at the configured prices: over every
+// answer in the store (all that was paid for, across runs) and over the
+// requests of the last generate run alone.
+type TokenUse struct {
+	PromptTokens            int64   `json:"prompt_tokens"`
+	CompletionTokens        int64   `json:"completion_tokens"`
+	Cost                    float64 `json:"cost"`
+	LastRunPromptTokens     int64   `json:"last_run_prompt_tokens"`
+	LastRunCompletionTokens int64   `json:"last_run_completion_tokens"`
+	LastRunCost             float64 `json:"last_run_cost"`
+	LastRunRequests         int64   `json:"last_run_requests"`
+	PriceInput              float64 `json:"price_input_per_1m"`
+	PriceOutput             float64 `json:"price_output_per_1m"`
+}
+
+// Usage reads token use from stage counters (filter sums every stored
+// answer; generate counts the last run's requests).
+func Usage(stats map[string]pipeline.StageStats, cfg *pipeline.Config) TokenUse {
+	f, g := stats["filter"].Counts, stats["generate"].Counts
+	u := TokenUse{
+		PromptTokens: f["prompt_tokens"], CompletionTokens: f["completion_tokens"],
+		LastRunPromptTokens: g["prompt_tokens"], LastRunCompletionTokens: g["completion_tokens"],
+		LastRunRequests: g["requests"], PriceInput: cfg.PriceInput, PriceOutput: cfg.PriceOutput,
+	}
+	u.Cost = cfg.Cost(u.PromptTokens, u.CompletionTokens)
+	u.LastRunCost = cfg.Cost(u.LastRunPromptTokens, u.LastRunCompletionTokens)
+	return u
 }
 
 func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, took time.Duration, extra func() map[string]any) error {
@@ -304,7 +334,7 @@ func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, took tim
 			"train": stats["export"].Counts["rows_train"],
 			"dev":   stats["export"].Counts["rows_dev"],
 		},
-		ExportSeconds: took.Seconds(), Failures: fails,
+		ExportSeconds: took.Seconds(), Failures: fails, Tokens: Usage(stats, env.Config),
 	}
 	if extra != nil {
 		m.Run = extra()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -115,25 +116,33 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	}
 	bar := env.Progress.Start("generate", int64(docs*len(cfg.QueryTypes)*cfg.QueriesPerType))
 	defer bar.Finish()
+	g := &generator{st: st, c: c, gen: deps.Generator, retryFailed: cfg.RetryFailed, useN: !cfg.NoN}
 	var probeOnce sync.Once
 	var probeErr error
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(cfg.Concurrency).WithCancelOnError().WithFirstError()
-	scanErr := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
-		if ok, err := st.Has(pipeline.PrefixLLM + fp); err != nil {
-			return err
-		} else if ok {
-			c.Add("cached", 1)
-			bar.Add(1)
-			return nil
-		}
-		if !cfg.RetryFailed {
-			if ok, err := st.Has(failKey(fp)); err != nil {
+	scanErr := forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
+		var todo []slot
+		for _, sl := range slots {
+			if ok, err := st.Has(pipeline.PrefixLLM + sl.fp); err != nil {
 				return err
 			} else if ok {
-				c.Add("failed", 1)
+				c.Add("cached", 1)
 				bar.Add(1)
-				return nil
+				continue
 			}
+			if !cfg.RetryFailed {
+				if ok, err := st.Has(failKey(sl.fp)); err != nil {
+					return err
+				} else if ok {
+					c.Add("failed", 1)
+					bar.Add(1)
+					continue
+				}
+			}
+			todo = append(todo, sl)
+		}
+		if len(todo) == 0 {
+			return nil
 		}
 		if probeOnce.Do(func() {
 			if deps.ProbeLLM != nil {
@@ -142,45 +151,131 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		}); probeErr != nil {
 			return probeErr
 		}
-		item := QID(docID, qt, s)
 		p.Go(func(ctx context.Context) error {
-			defer bar.Add(1)
-			ans, err := deps.Generator.Generate(ctx, req)
-			var ie *ItemError
-			if errors.As(err, &ie) {
-				c.Add("failed", 1)
-				return st.PutJSON(failKey(fp), Failure{Stage: "generate", Item: item, Reason: ie.Error()})
-			}
-			if err != nil {
-				return err
-			}
-			if err := st.PutJSON(pipeline.PrefixLLM+fp, ans); err != nil {
-				return err
-			}
-			if cfg.RetryFailed {
-				if err := st.Delete(failKey(fp)); err != nil {
-					return err
-				}
-			}
-			c.Add("requests", 1)
-			c.Add("prompt_tokens", int64(ans.PromptTokens))
-			c.Add("completion_tokens", int64(ans.CompletionTokens))
-			return nil
+			defer bar.Add(int64(len(todo)))
+			return g.fill(ctx, docID, qt, todo)
 		})
 		return nil
 	})
 	werr := p.Wait()
+	if g.nRefused.Load() {
+		c.Add("n_unsupported", 1)
+	}
 	if scanErr != nil {
 		return scanErr
 	}
 	return werr
 }
 
-// forEachSlot calls fn for every (passage, type, sample) slot, in passage-id
-// order, with the slot's rendered request and fingerprint. Generate and filter
-// both enumerate slots through it, so they always agree on fingerprints.
-func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) error {
+// generator fills the missing slots of one (passage, type).
+type generator struct {
+	st          *pipeline.Store
+	c           *pipeline.Counters
+	gen         Generator
+	retryFailed bool
+	useN        bool
+	// nRefused is set once the server is seen not to honour n (it answered
+	// fewer choices, or refused n > 1 and then answered one): from then on
+	// each slot is its own request.
+	nRefused atomic.Bool
+}
+
+// fill asks for the slots' answers: several missing slots go as one request
+// with n = len(slots) (seed of the first slot; choice i fills slot i) while
+// the server honours n, else one request per slot with its own seed. Answers
+// of one request are written in one batch, so a kill never leaves a group
+// half stored. A slot whose request fails for good is recorded as failed.
+func (g *generator) fill(ctx context.Context, docID, qt string, todo []slot) error {
+	if len(todo) > 1 && g.useN && !g.nRefused.Load() {
+		req := todo[0].req
+		req.N = len(todo)
+		ans, err := g.gen.Generate(ctx, req)
+		var ie *ItemError
+		switch {
+		case errors.As(err, &ie):
+			// Maybe the server refuses n > 1 (llama.cpp: "Only one completion
+			// choice is allowed"); one request per slot tells.
+			g.c.Add("n_requests_failed", 1)
+			rest, err := g.one(ctx, docID, qt, todo[0])
+			if err != nil {
+				return err
+			}
+			if rest {
+				g.nRefused.Store(true)
+			}
+			todo = todo[1:]
+		case err != nil:
+			return err
+		default:
+			k := min(len(ans), len(todo))
+			if err := g.store(todo[:k], ans[:k]); err != nil {
+				return err
+			}
+			if k < len(todo) {
+				g.nRefused.Store(true)
+			}
+			todo = todo[k:]
+		}
+	}
+	for _, sl := range todo {
+		if _, err := g.one(ctx, docID, qt, sl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one fills a single slot by its own request; ok reports an answer.
+func (g *generator) one(ctx context.Context, docID, qt string, sl slot) (ok bool, err error) {
+	ans, err := g.gen.Generate(ctx, sl.req)
+	var ie *ItemError
+	if errors.As(err, &ie) {
+		g.c.Add("failed", 1)
+		return false, g.st.PutJSON(failKey(sl.fp), Failure{Stage: "generate", Item: QID(docID, qt, sl.sample), Reason: ie.Error()})
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, g.store([]slot{sl}, ans[:1])
+}
+
+func (g *generator) store(slots []slot, ans []Answer) error {
+	b := g.st.NewBatch()
+	defer b.Cancel()
+	for i, sl := range slots {
+		if err := b.PutJSON(pipeline.PrefixLLM+sl.fp, ans[i]); err != nil {
+			return err
+		}
+		if g.retryFailed {
+			if err := b.Delete(failKey(sl.fp)); err != nil {
+				return err
+			}
+		}
+		g.c.Add("prompt_tokens", int64(ans[i].PromptTokens))
+		g.c.Add("completion_tokens", int64(ans[i].CompletionTokens))
+	}
+	if err := b.Flush(); err != nil {
+		return err
+	}
+	g.c.Add("requests", 1)
+	g.c.Add("answers", int64(len(slots)))
+	return nil
+}
+
+// slot is one (passage, type, sample) query slot: its request (own seed)
+// and the fingerprint its answer is stored under. The fingerprint does not
+// depend on --queries-per-type, so raising it keeps the answers already paid
+// for; an answer obtained as choice i of an n-request is stored as slot i's.
+type slot struct {
+	sample int
+	req    GenRequest
+	fp     string
+}
+
+// forEachGroup calls fn for every (passage, type) with its slots, in
+// passage-id order.
+func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
+	fn func(docID, qtype string, slots []slot) error) error {
 	return st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -190,14 +285,32 @@ func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, 
 			return fmt.Errorf("passage %q: %w", docID, err)
 		}
 		for _, qt := range cfg.QueryTypes {
-			for s := 0; s < cfg.QueriesPerType; s++ {
+			slots := make([]slot, cfg.QueriesPerType)
+			for s := range slots {
 				req, fp, err := plan.request(docID, doc, qt, s)
 				if err != nil {
 					return err
 				}
-				if err := fn(docID, qt, s, req, fp); err != nil {
-					return err
-				}
+				slots[s] = slot{sample: s, req: req, fp: fp}
+			}
+			if err := fn(docID, qt, slots); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// forEachSlot calls fn for every (passage, type, sample) slot, in passage-id
+// order, with the slot's rendered request and fingerprint. Generate and filter
+// both enumerate slots through forEachGroup, so they always agree on
+// fingerprints.
+func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
+	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) error {
+	return forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
+		for _, sl := range slots {
+			if err := fn(docID, qt, sl.sample, sl.req, sl.fp); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
 
@@ -19,15 +21,17 @@ type GenRequest struct {
 	Type        string
 	Passage     string // the (cut) passage, for generators that read it directly
 	Seed        int
+	N           int // choices wanted in one request (0 or 1: one)
 	Temperature float64
 	TopP        float64
 	MaxTokens   int
 }
 
-// Generator answers one chat request. Implementations are safe for
-// concurrent use.
+// Generator answers one chat request with up to req.N answers (a server that
+// ignores the n parameter returns one). Token usage is reported on the first
+// answer. Implementations are safe for concurrent use.
 type Generator interface {
-	Generate(ctx context.Context, req GenRequest) (Answer, error)
+	Generate(ctx context.Context, req GenRequest) ([]Answer, error)
 }
 
 // ItemError is a failure of one unit of work that must not stop the run (a
@@ -60,12 +64,16 @@ func NewOpenAIGenerator(baseURL, model, apiKey string, doer openai.HTTPDoer) *Op
 // Generate sends one chat completion. Temperature and top_p of 0 reach the
 // server as 0 through the HTTP layer's extra body keys (go-openai drops zero
 // values); see LLMExtraBody.
-func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) (Answer, error) {
+func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) ([]Answer, error) {
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
 	}
 	seed := req.Seed
+	n := 0
+	if req.N > 1 {
+		n = req.N
+	}
 	resp, err := g.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
 		Model:       g.model,
 		Messages:    msgs,
@@ -73,20 +81,27 @@ func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) (Answer,
 		Temperature: float32(req.Temperature),
 		TopP:        float32(req.TopP),
 		Seed:        &seed,
+		N:           n,
 	})
 	if err != nil {
-		return Answer{}, g.classify(ctx, err)
+		return nil, g.classify(ctx, err)
 	}
 	if len(resp.Choices) == 0 {
-		return Answer{}, &ItemError{fmt.Errorf("llm: answer has no choices")}
+		return nil, &ItemError{fmt.Errorf("llm: answer has no choices")}
 	}
-	return Answer{
-		Content:          resp.Choices[0].Message.Content,
-		FinishReason:     string(resp.Choices[0].FinishReason),
-		Model:            resp.Model,
-		PromptTokens:     resp.Usage.PromptTokens,
-		CompletionTokens: resp.Usage.CompletionTokens,
-	}, nil
+	// Choices are ordered by their index field, not by position.
+	out := make([]Answer, len(resp.Choices))
+	seen := make([]bool, len(resp.Choices))
+	for _, ch := range resp.Choices {
+		if ch.Index < 0 || ch.Index >= len(out) || seen[ch.Index] {
+			return nil, &ItemError{fmt.Errorf("llm: answer has choice index %d (of %d choices)", ch.Index, len(out))}
+		}
+		seen[ch.Index] = true
+		out[ch.Index] = Answer{Content: ch.Message.Content, FinishReason: string(ch.FinishReason), Model: resp.Model}
+	}
+	out[0].PromptTokens = resp.Usage.PromptTokens
+	out[0].CompletionTokens = resp.Usage.CompletionTokens
+	return out, nil
 }
 
 // classify turns a go-openai error (*openai.APIError or *openai.RequestError,
@@ -137,13 +152,21 @@ func (g *OpenAIGenerator) listModels(ctx context.Context) string {
 // drawn with the request's seed, so answers depend only on the request.
 type OfflineGenerator struct{}
 
-// Generate implements Generator.
-func (OfflineGenerator) Generate(ctx context.Context, req GenRequest) (Answer, error) {
+// Generate implements Generator; choice i uses seed req.Seed+i.
+func (OfflineGenerator) Generate(ctx context.Context, req GenRequest) ([]Answer, error) {
 	if err := ctx.Err(); err != nil {
-		return Answer{}, err
+		return nil, err
 	}
+	out := make([]Answer, max(req.N, 1))
+	for i := range out {
+		out[i] = offlineAnswer(req, req.Seed+i)
+	}
+	return out, nil
+}
+
+func offlineAnswer(req GenRequest, seed int) Answer {
 	words := strings.Fields(req.Passage)
-	r := rand.New(rand.NewPCG(uint64(req.Seed), 0x5eed))
+	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	var out string
 	switch {
 	case len(words) == 0:
@@ -168,5 +191,45 @@ func (OfflineGenerator) Generate(ctx context.Context, req GenRequest) (Answer, e
 		out = strings.Join(words[start:start+n], " ")
 	}
 	toks := len(strings.Fields(out))
-	return Answer{Content: out, FinishReason: "stop", Model: "offline", CompletionTokens: toks}, nil
+	return Answer{Content: out, FinishReason: "stop", Model: "offline", CompletionTokens: toks}
+}
+
+// LLMExtraBody is the set of keys merged into every chat request body:
+// temperature and top_p (so that 0 reaches the server as 0; go-openai drops
+// zero values) and the user's --llm-extra keys, which win.
+func LLMExtraBody(cfg *pipeline.Config) map[string]any {
+	extra := map[string]any{"temperature": cfg.Temperature, "top_p": cfg.TopP}
+	for k, v := range cfg.LLMExtra {
+		extra[k] = v
+	}
+	return extra
+}
+
+// EstimateTokens is the documented estimate of a text's token count when no
+// tokenizer is given: one token per 4 bytes, rounded up, plus 4 per chat
+// message for the template's role markers (Llama 3's header tokens). English
+// prose runs at 4–4.5 bytes a token with Llama 3's 128k vocabulary, so this
+// errs on the high side.
+func EstimateTokens(text string) int { return (len(text) + 3) / 4 }
+
+// ChatTokenCost estimates what one chat completions request body costs
+// against a tokens-per-minute limit: the prompt estimate plus max_tokens for
+// each of the n choices. It is cheap (one JSON decode) and never fails: a
+// body it cannot read costs 0.
+func ChatTokenCost(body []byte) int {
+	var req struct {
+		Messages []struct {
+			Content string `json:"content"`
+		} `json:"messages"`
+		MaxTokens int `json:"max_tokens"`
+		N         int `json:"n"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return 0
+	}
+	total := 0
+	for _, m := range req.Messages {
+		total += EstimateTokens(m.Content) + 4
+	}
+	return total + req.MaxTokens*max(req.N, 1)
 }

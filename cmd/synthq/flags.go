@@ -31,6 +31,10 @@ func float(name string, value float64, usage string) cli.Flag {
 	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 }
 
+func strs(name, usage string) cli.Flag {
+	return altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name)})
+}
+
 func boolean(name string, value bool, usage string) cli.Flag {
 	return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 }
@@ -75,13 +79,20 @@ func runFlags() []cli.Flag {
 		str("out", "out", "output directory"),
 		str("store", "", "Badger store directory (default OUT/store)"),
 		boolean("offline", false, "no server at all: extractive pseudo-queries and a lexical teacher (for trying the flow)"),
-		str("llm-url", "", "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama)"),
+		strs("llm-url", "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); repeat (or comma-separate) for several servers of the same model"),
 		str("llm-model", "meta-llama/Llama-3.1-8B-Instruct", "model name the LLM server knows"),
 		secret("llm-api-key", "API key for the LLM server (env SYNTHQ_LLM_API_KEY); never logged or stored"),
 		str("query-types", strings.Join(prompts.Types, ","), "comma list of query types: "+strings.Join(prompts.Types, ", ")),
 		integer("queries-per-type", 1, "queries per (passage, type)"),
 		float("temperature", 0.8, "sampling temperature (0 reaches the server as 0)"),
-		float("top-p", 0, "nucleus sampling top_p (0: server default)"),
+		float("top-p", 1, "nucleus sampling top_p (0 reaches the server as 0)"),
+		boolean("no-n", false, "one request per sample even where the server honours the n parameter"),
+		float("rpm", 0, "at most this many LLM requests a minute, retries included (0: no limit)"),
+		float("tpm", 0, "at most this many LLM tokens a minute (prompt estimate + max tokens; 0: no limit)"),
+		float("price-input", 0, "price per 1M prompt tokens, for the cost in stats, the manifest and --dry-run"),
+		float("price-output", 0, "price per 1M completion tokens"),
+		boolean("dry-run", false, "render every prompt and print requests, tokens and cost; call no server"),
+		str("tokenizer", "", "Hugging Face tokenizer.json for exact prompt token counts in --dry-run (default: an estimate)"),
 		integer("max-tokens", 50, "max completion tokens per query"),
 		integer("max-passage-chars", 2048, "passages are cut to this many characters at a word boundary"),
 		str("examples", "", "JSONL few-shot pool {\"type\",\"passage\",\"query\"} replacing the built-in examples of its types"),
@@ -94,7 +105,8 @@ func runFlags() []cli.Flag {
 		integer("min-candidates", 20, "drop queries with fewer candidates"),
 		float("bm25-k1", 0.9, "BM25 k1"),
 		float("bm25-b", 0.4, "BM25 b"),
-		str("teacher-url", "", "teacher server base URL, e.g. http://localhost:8080 (TEI)"),
+		strs("teacher-url", "teacher server base URL, e.g. http://localhost:8080 (TEI); repeat for several servers of the same model"),
+		float("teacher-rpm", 0, "at most this many teacher requests a minute (0: no limit)"),
 		str("teacher-api", "tei", "teacher API: tei (POST /rerank) | cohere (POST /v1/rerank: vLLM, Infinity, Jina, Cohere) | vllm-score (POST /score)"),
 		str("teacher-model", "BAAI/bge-reranker-v2-m3", "teacher model name (sent where the API takes one)"),
 		secret("teacher-api-key", "API key for the teacher server (env SYNTHQ_TEACHER_API_KEY); never logged or stored"),
@@ -120,14 +132,16 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		Corpus: c.String("corpus"), IDField: c.String("id-field"), TextField: c.String("text-field"),
 		TitleField: c.String("title-field"), SkipInvalid: c.Bool("skip-invalid"),
 		Out: c.String("out"), Store: c.String("store"), Offline: c.Bool("offline"),
-		LLMURL: c.String("llm-url"), LLMModel: c.String("llm-model"), LLMAPIKey: c.String("llm-api-key"),
+		LLMURLs: splitList(c.StringSlice("llm-url")), LLMModel: c.String("llm-model"), LLMAPIKey: c.String("llm-api-key"),
 		QueryTypes: types, QueriesPerType: c.Int("queries-per-type"), Temperature: c.Float64("temperature"),
 		TopP: c.Float64("top-p"), MaxTokens: c.Int("max-tokens"), MaxPassageChars: c.Int("max-passage-chars"),
 		Examples: c.String("examples"), FewShot: c.Int("few-shot"),
 		MaxQueryWords: c.Int("max-query-words"), MaxCopiedWords: c.Int("max-copied-words"),
 		Candidates: c.Int("candidates"), RoundtripK: c.Int("roundtrip-k"), MinCandidates: c.Int("min-candidates"),
 		BM25K1: c.Float64("bm25-k1"), BM25B: c.Float64("bm25-b"),
-		TeacherURL: c.String("teacher-url"), TeacherAPI: c.String("teacher-api"), TeacherModel: c.String("teacher-model"),
+		TeacherURLs: splitList(c.StringSlice("teacher-url")), TeacherRPM: c.Float64("teacher-rpm"),
+		NoN: c.Bool("no-n"), RPM: c.Float64("rpm"), TPM: c.Float64("tpm"),
+		PriceInput: c.Float64("price-input"), PriceOutput: c.Float64("price-output"), TeacherAPI: c.String("teacher-api"), TeacherModel: c.String("teacher-model"),
 		TeacherAPIKey: c.String("teacher-api-key"), TeacherBatch: c.Int("teacher-batch"), TeacherInput: c.String("teacher-input"),
 		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
 		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"),
@@ -165,6 +179,19 @@ func applyTargets(c *cli.Context, cfg *pipeline.Config, onlySet bool) {
 	if set("seed") {
 		cfg.Seed = uint64(c.Int("seed"))
 	}
+}
+
+// splitList flattens comma-separated values and drops empty ones.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // isTerminal reports whether f is a terminal (progress bars) or not (log lines).

@@ -16,6 +16,7 @@ import (
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 	"github.com/synthq/synthq/teacher"
+	"github.com/synthq/synthq/tokenize"
 )
 
 func runCommand() *cli.Command {
@@ -36,6 +37,9 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.Bool("dry-run") {
+				return doDryRun(c.Context, cfg, c.String("tokenizer"), c.App.Writer, c.App.ErrWriter)
+			}
 			return doRun(c.Context, cfg, c.App.ErrWriter)
 		},
 	}
@@ -53,10 +57,10 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	}
 	if !cfg.Offline {
 		var missing []string
-		if cfg.LLMURL == "" {
+		if len(cfg.LLMURLs) == 0 {
 			missing = append(missing, "--llm-url")
 		}
-		if cfg.TeacherURL == "" {
+		if len(cfg.TeacherURLs) == 0 {
 			missing = append(missing, "--teacher-url")
 		}
 		if len(missing) > 0 {
@@ -71,7 +75,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
 		return err
 	}
-	deps, extra, err := buildDeps(cfg)
+	deps, extra, err := buildDeps(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -85,6 +89,38 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 		return err
 	}
 	return summarise(env, log)
+}
+
+// doDryRun reads the corpus into the store (no server needed; the real run
+// reuses it) and reports what generation would send, without sending it.
+func doDryRun(ctx context.Context, cfg *pipeline.Config, tokenizer string, out, log io.Writer) error {
+	if cfg.Corpus == "" {
+		return errors.New("--corpus is required")
+	}
+	var tok stages.TokenCounter
+	if tokenizer != "" {
+		t, err := tokenize.Load(tokenizer)
+		if err != nil {
+			return err
+		}
+		tok = t
+	}
+	st, err := pipeline.OpenStore(cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	env := &pipeline.Env{Store: st, Config: cfg,
+		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
+	if err := pipeline.Run(ctx, env, []pipeline.Stage{stages.CorpusStage()}); err != nil {
+		return err
+	}
+	rep, err := stages.DryRun(ctx, st, cfg, tok)
+	if err != nil {
+		return err
+	}
+	rep.Print(out, cfg)
+	return nil
 }
 
 // summarise prints where the output is and turns failed items into exit 3.
@@ -105,30 +141,29 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 
 // buildDeps makes the generator and teacher for cfg, and a function that
 // reports run facts (retries, score kind) for the manifest.
-func buildDeps(cfg *pipeline.Config) (*stages.Deps, func() map[string]any, error) {
+func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[string]any, error) {
 	if cfg.Offline {
 		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}},
 			func() map[string]any { return map[string]any{"teacher_score_kind": "lexical"} }, nil
 	}
-	extra := map[string]any{"temperature": cfg.Temperature}
-	for k, v := range cfg.LLMExtra {
-		extra[k] = v
-	}
-	llmHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout, ExtraBody: extra})
-	teachHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout})
-	sc, err := teacher.New(teacher.Config{API: cfg.TeacherAPI, URL: cfg.TeacherURL, Model: cfg.TeacherModel,
+	llmHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
+		ExtraBody: stages.LLMExtraBody(cfg), Endpoints: cfg.LLMURLs,
+		Limiter: httpx.NewLimiter(cfg.RPM, cfg.TPM), TokenCost: stages.ChatTokenCost})
+	teachHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
+		Endpoints: cfg.TeacherURLs, Limiter: httpx.NewLimiter(cfg.TeacherRPM, 0)})
+	sc, err := teacher.New(teacher.Config{API: cfg.TeacherAPI, URL: cfg.TeacherURLs[0], Model: cfg.TeacherModel,
 		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP})
 	if err != nil {
 		return nil, nil, err
 	}
 	deps := &stages.Deps{
-		Generator: stages.NewOpenAIGenerator(cfg.LLMURL, cfg.LLMModel, cfg.LLMAPIKey, llmHTTP),
+		Generator: stages.NewOpenAIGenerator(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP),
 		Scorer:    sc,
 		ProbeLLM: func(ctx context.Context) error {
-			return probe(ctx, "LLM", strings.TrimRight(cfg.LLMURL, "/")+"/models")
+			return probeAll(ctx, "LLM", cfg.LLMURLs, "/models", log)
 		},
 		ProbeTeacher: func(ctx context.Context) error {
-			return probe(ctx, "teacher", strings.TrimRight(cfg.TeacherURL, "/")+"/health")
+			return probeAll(ctx, "teacher", cfg.TeacherURLs, "/health", log)
 		},
 	}
 	kind := ""
@@ -136,13 +171,32 @@ func buildDeps(cfg *pipeline.Config) (*stages.Deps, func() map[string]any, error
 		kind = d.ScoreKind()
 	}
 	return deps, func() map[string]any {
-		return map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind}
+		m := map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind}
+		if s := llmHTTP.Served(); s != nil {
+			m["llm_served_by_endpoint"] = s
+		}
+		if s := teachHTTP.Served(); s != nil {
+			m["teacher_served_by_endpoint"] = s
+		}
+		return m
 	}, nil
 }
 
-func probe(ctx context.Context, what, url string) error {
-	if err := httpx.Probe(ctx, url, 10*time.Second); err != nil {
-		return fmt.Errorf("cannot reach the %s server: tried %s: %v\n%s", what, url, err, startServers)
+// probeAll checks every endpoint: it fails only if none answers, and names
+// the ones that do not (the balancer rests them once requests fail).
+func probeAll(ctx context.Context, what string, urls []string, path string, log io.Writer) error {
+	var bad []string
+	for _, u := range urls {
+		full := strings.TrimRight(u, "/") + path
+		if err := httpx.Probe(ctx, full, 10*time.Second); err != nil {
+			bad = append(bad, fmt.Sprintf("tried %s: %v", full, err))
+		}
+	}
+	switch {
+	case len(bad) == len(urls):
+		return fmt.Errorf("cannot reach the %s server: %s\n%s", what, strings.Join(bad, "; "), startServers)
+	case len(bad) > 0:
+		fmt.Fprintf(log, "warning: %d of %d %s endpoints do not answer (%s); going on with the others\n", len(bad), len(urls), what, strings.Join(bad, "; "))
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ func statsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens (default: the run's)"},
+			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens (default: the run's)"},
 		},
 		Action: func(c *cli.Context) error {
 			st, err := pipeline.OpenStore(c.String("store"))
@@ -42,18 +44,34 @@ func statsCommand() *cli.Command {
 			}); err != nil {
 				return err
 			}
+			var cfg pipeline.Config
+			if _, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil {
+				return err
+			}
+			setPrices(c, &cfg)
+			use := stages.Usage(stats, &cfg)
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"stages": stats, "failures": fails})
+				return enc.Encode(map[string]any{"stages": stats, "tokens": use, "failures": fails})
 			}
-			printStats(c.App.Writer, stats, fails)
+			printStats(c.App.Writer, stats, use, fails)
 			return nil
 		},
 	}
 }
 
-func printStats(w io.Writer, stats map[string]pipeline.StageStats, fails []stages.Failure) {
+// setPrices overrides the stored prices with those given.
+func setPrices(c *cli.Context, cfg *pipeline.Config) {
+	if c.IsSet("price-input") {
+		cfg.PriceInput = c.Float64("price-input")
+	}
+	if c.IsSet("price-output") {
+		cfg.PriceOutput = c.Float64("price-output")
+	}
+}
+
+func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.TokenUse, fails []stages.Failure) {
 	for _, name := range stageOrder {
 		s, ok := stats[name]
 		if !ok {
@@ -65,6 +83,10 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, fails []stage
 			fmt.Fprintf(w, "  %-32s %d\n", k, s.Counts[k])
 		}
 	}
+	fmt.Fprintf(w, "tokens    %d prompt + %d completion in the store, cost %.4f (at %g/%g per 1M)\n",
+		use.PromptTokens, use.CompletionTokens, use.Cost, use.PriceInput, use.PriceOutput)
+	fmt.Fprintf(w, "          last run: %d requests, %d prompt + %d completion, cost %.4f\n",
+		use.LastRunRequests, use.LastRunPromptTokens, use.LastRunCompletionTokens, use.LastRunCost)
 	fmt.Fprintf(w, "failures  %d\n", len(fails))
 	for i, f := range fails {
 		if i == 20 {

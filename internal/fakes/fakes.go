@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 )
 
@@ -76,10 +77,21 @@ type LLM struct {
 	Model   string
 	APIKey  string // if set, requests must carry "Authorization: Bearer APIKey"
 	Fault   Fault
-	OnServe func(n int64) // called after each successful answer
+	OnServe func(n int64)     // called after each successful answer
+	Inspect func(body []byte) // called with every request body
 	Counter Counter
 	// Answer overrides the answer text (default: a question built from the passage).
 	Answer func(qtype, passage string, seed int) string
+	// NMode is how the n parameter is treated: "" honours it as vLLM does
+	// (choice i answers as seed+7919·i would), "ignore" answers one choice as Ollama
+	// does, "reject" refuses n > 1 with llama.cpp's 400.
+	NMode string
+	// Latency delays every answer; MaxInFlight > 0 refuses requests beyond
+	// that many at once with 503 (an overloaded server), counted in Refused.
+	Latency     time.Duration
+	MaxInFlight int64
+	inFlight    atomic.Int64
+	Refused     atomic.Int64
 }
 
 // NewLLM starts a fake serving model.
@@ -144,6 +156,19 @@ func injectFault(w http.ResponseWriter, fault string, ok any) bool {
 func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	n := f.Counter.add(body)
+	if f.Inspect != nil {
+		f.Inspect(body)
+	}
+	if cur := f.inFlight.Add(1); f.MaxInFlight > 0 && cur > f.MaxInFlight {
+		f.inFlight.Add(-1)
+		f.Refused.Add(1)
+		openAIError(w, 503, "ServiceUnavailableError", "server overloaded")
+		return
+	}
+	defer f.inFlight.Add(-1)
+	if f.Latency > 0 {
+		time.Sleep(f.Latency)
+	}
 	if f.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+f.APIKey {
 		openAIError(w, 401, "AuthenticationError", "Unauthorized")
 		return
@@ -153,6 +178,7 @@ func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 		Temperature *float64 `json:"temperature"`
 		MaxTokens   int      `json:"max_tokens"`
 		Seed        *int     `json:"seed"`
+		N           int      `json:"n"`
 		Messages    []struct {
 			Role    string `json:"role"`
 			Content string `json:"content"`
@@ -184,17 +210,37 @@ func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 	if req.Seed != nil {
 		seed = *req.Seed
 	}
+	nChoices := max(req.N, 1)
+	switch {
+	case nChoices > 1 && f.NMode == "reject":
+		writeJSON(w, 400, map[string]any{"error": map[string]any{"code": 400,
+			"message": "Illegal param: only one completion choice is allowed", "type": "invalid_request_error"}})
+		return
+	case f.NMode == "ignore":
+		nChoices = 1
+	}
 	qtype := typeOf(user)
-	answer := defaultAnswer(qtype, passage, seed)
-	if f.Answer != nil {
-		answer = f.Answer(qtype, passage, seed)
+	var choices []any
+	completion := 0
+	for i := 0; i < nChoices; i++ {
+		answer := defaultAnswer(qtype, passage, seed+i*7919)
+		if f.Answer != nil {
+			answer = f.Answer(qtype, passage, seed+i*7919)
+		}
+		completion += len(strings.Fields(answer)) + 1
+		choices = append(choices, map[string]any{"index": i, "message": map[string]any{"role": "assistant", "content": answer, "tool_calls": []any{}},
+			"logprobs": nil, "finish_reason": "stop", "stop_reason": nil})
+	}
+	// A choice is named by its index field, not its position: the fake
+	// reverses them to check that clients read the index.
+	if len(choices) > 1 {
+		choices[0], choices[len(choices)-1] = choices[len(choices)-1], choices[0]
 	}
 	resp := map[string]any{
 		"id": "chatcmpl-" + fmt.Sprint(seed), "object": "chat.completion", "created": 1700000000, "model": f.Model,
-		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": answer, "tool_calls": []any{}},
-			"logprobs": nil, "finish_reason": "stop", "stop_reason": nil}},
-		"usage": map[string]any{"prompt_tokens": words(body) / 2, "completion_tokens": len(strings.Fields(answer)) + 1,
-			"total_tokens": words(body)/2 + len(strings.Fields(answer)) + 1},
+		"choices": choices,
+		"usage": map[string]any{"prompt_tokens": words(body) / 2, "completion_tokens": completion,
+			"total_tokens": words(body)/2 + completion},
 	}
 	if injectFault(w, fault, resp) {
 		return

@@ -35,6 +35,18 @@ type Options struct {
 	// Transport is the underlying round tripper (default: a tuned clone of
 	// http.DefaultTransport).
 	Transport http.RoundTripper
+	// Endpoints, when there are two or more, are equivalent base URLs:
+	// requests addressed to Endpoints[0] are spread over all of them, each
+	// attempt to the one with the fewest in flight; one that keeps failing
+	// rests (see RestAfter, RestFor).
+	Endpoints []string
+	RestAfter int           // failed attempts in a row before an endpoint rests (default 3)
+	RestFor   time.Duration // first rest, doubling up to 5m (default 30s)
+	// Limiter caps requests and tokens per minute over every attempt
+	// (nil: no cap). TokenCost gives the tokens one request body costs
+	// (nil: 0).
+	Limiter   *Limiter
+	TokenCost func(body []byte) int
 }
 
 // EnsureDefaults fills zero fields.
@@ -57,6 +69,12 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxRetryAfter == 0 {
 		o.MaxRetryAfter = 5 * time.Minute
 	}
+	if o.RestAfter == 0 {
+		o.RestAfter = 3
+	}
+	if o.RestFor == 0 {
+		o.RestFor = 30 * time.Second
+	}
 	if o.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024
@@ -70,6 +88,7 @@ func (o *Options) EnsureDefaults() {
 type Client struct {
 	opts    Options
 	hc      *http.Client
+	bal     *balancer
 	retries atomic.Int64
 }
 
@@ -80,7 +99,24 @@ func New(opts *Options) *Client {
 		o = *opts
 	}
 	o.EnsureDefaults()
-	return &Client{opts: o, hc: &http.Client{Transport: o.Transport}}
+	return &Client{opts: o, hc: &http.Client{Transport: o.Transport},
+		bal: newBalancer(o.Endpoints, o.RestAfter, o.RestFor, nil)}
+}
+
+// Served is the number of successful attempts per endpoint (URLs without
+// credentials); nil with fewer than two endpoints.
+func (c *Client) Served() map[string]int64 {
+	if c.bal == nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for k, v := range c.bal.servedCounts() {
+		if u, err := url.Parse(k); err == nil {
+			k = redact(u)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Retries is the number of retries this client has made so far.
@@ -135,9 +171,16 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		}
 		body = merged
 	}
+	cost := 0
+	if c.opts.TokenCost != nil && c.opts.Limiter != nil {
+		cost = c.opts.TokenCost(body)
+	}
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		resp, wait, err := c.once(ctx, req, body)
+		if err := c.opts.Limiter.Wait(ctx, cost); err != nil {
+			return nil, err
+		}
+		resp, wait, err := c.attempt(ctx, req, body)
 		if err == nil && wait < 0 {
 			return resp, nil
 		}
@@ -177,6 +220,27 @@ func (e *invalidJSONError) Error() string { return e.msg }
 func isJSONFailure(err error) bool {
 	var j *invalidJSONError
 	return errors.As(err, &j)
+}
+
+// attempt routes one attempt to an endpoint and records how it went.
+func (c *Client) attempt(ctx context.Context, req *http.Request, body []byte) (*http.Response, time.Duration, error) {
+	if c.bal == nil {
+		return c.once(ctx, req, body)
+	}
+	target, ep := c.bal.route(req.URL.String())
+	r := req
+	if ep != nil {
+		u, err := url.Parse(target)
+		if err != nil {
+			c.bal.done(ep, false)
+			return nil, 0, fmt.Errorf("endpoint URL %q: %w", ep.prefix, err)
+		}
+		r = req.Clone(ctx)
+		r.URL, r.Host = u, u.Host
+	}
+	resp, wait, err := c.once(ctx, r, body)
+	c.bal.done(ep, err == nil && wait < 0)
+	return resp, wait, err
 }
 
 // once makes one attempt. wait < 0 means success (or a final answer that is

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synthq/synthq/internal/fakes"
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/stages"
+)
+
+func manifestOf(t *testing.T, out string) stages.Manifest {
+	t.Helper()
+	var m stages.Manifest
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// --queries-per-type 3 asks once with n=3 where the server honours n (vLLM),
+// and falls back to one request per sample where it answers one choice
+// (Ollama) or refuses n > 1 (llama.cpp). Every slot gets its answer either way.
+func TestQueriesPerTypeWithAndWithoutN(t *testing.T) {
+	cases := []struct {
+		mode           string
+		minReq, maxReq int64
+	}{
+		{"", 80, 80},             // 40 passages × 2 types, one request each
+		{"ignore", 240, 240},     // each request (n or not) yields one answer
+		{"reject", 240, 240 + 4}, // at most the 4 in flight are refused before the switch
+	}
+	for _, tc := range cases {
+		t.Run("nmode="+tc.mode, func(t *testing.T) {
+			out := t.TempDir()
+			llm, _, args := fakeArgs(t, "tei", out)
+			llm.NMode = tc.mode
+			args = append(args, "--query-types", "questions,titles", "--queries-per-type", "3")
+			if code, msg := synthq(t, context.Background(), args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, msg)
+			}
+			if n := llm.Counter.Total(); n < tc.minReq || n > tc.maxReq {
+				t.Errorf("%d requests, want %d..%d", n, tc.minReq, tc.maxReq)
+			}
+			m := manifestOf(t, out)
+			if got := m.Stages["filter"].Counts["answers"]; got != 240 {
+				t.Errorf("%d answers stored, want 240", got)
+			}
+			if m.Failures != 0 {
+				t.Errorf("%d failures", m.Failures)
+			}
+			// Samples of one slot group differ (distinct choices/seeds).
+			if m.Stages["filter"].Counts["kept"] < 120 {
+				t.Errorf("only %d queries kept of 240: samples look identical", m.Stages["filter"].Counts["kept"])
+			}
+		})
+	}
+}
+
+// Raising --queries-per-type keeps the answers already paid for.
+func TestRaisingQueriesPerTypeKeepsStoredAnswers(t *testing.T) {
+	out := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", out)
+	args = append(args, "--query-types", "questions")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	first := llm.Counter.Total()
+	if code, msg := synthq(t, context.Background(), append(args, "--queries-per-type", "3")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if first != 40 || llm.Counter.Total()-first != 40 {
+		t.Errorf("requests: %d then %d; want 40, then 40 (one n=2 request per passage for the 2 new samples)", first, llm.Counter.Total()-first)
+	}
+	if llm.Counter.Repeated() != 0 {
+		t.Errorf("%d requests repeated", llm.Counter.Repeated())
+	}
+	if got := manifestOf(t, out).Stages["generate"].Counts["cached"]; got != 40 {
+		t.Errorf("cached %d, want the 40 first samples", got)
+	}
+}
+
+// Zero sampling values reach the server as 0 (go-openai drops them), and
+// --llm-extra keys are sent.
+func TestZeroSamplingValuesReachTheServer(t *testing.T) {
+	out := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", out)
+	var mu sync.Mutex
+	var bodies []map[string]any
+	llm.Inspect = func(b []byte) {
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		mu.Lock()
+		bodies = append(bodies, m)
+		mu.Unlock()
+	}
+	args = append(args, "--query-types", "keywords", "--temperature", "0", "--top-p", "0", "--llm-extra", `{"top_k":20}`, "--max-tokens", "32")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if len(bodies) != 40 {
+		t.Fatalf("%d requests", len(bodies))
+	}
+	for _, b := range bodies {
+		if b["temperature"] != 0.0 || b["top_p"] != 0.0 || b["top_k"] != 20.0 || b["max_tokens"] != 32.0 {
+			t.Fatalf("request body sampling keys: temperature %v top_p %v top_k %v max_tokens %v",
+				b["temperature"], b["top_p"], b["top_k"], b["max_tokens"])
+		}
+		if _, ok := b["n"]; ok {
+			t.Fatalf("n sent with one query per type: %v", b["n"])
+		}
+	}
+}
+
+// Several --llm-url endpoints share the work; the manifest says who served what.
+func TestSeveralLLMEndpoints(t *testing.T) {
+	out := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", out)
+	other := fakes.NewLLM(model)
+	defer other.Close()
+	args = append(args, "--llm-url", other.URL(), "--query-types", "questions,claims")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	a, b := llm.Counter.Total(), other.Counter.Total()
+	if a+b != 80 || a == 0 || b == 0 {
+		t.Errorf("requests split %d/%d, want both used and 80 in all", a, b)
+	}
+	served, _ := manifestOf(t, out).Run["llm_served_by_endpoint"].(map[string]any)
+	if len(served) != 2 {
+		t.Errorf("manifest run.llm_served_by_endpoint = %v", served)
+	}
+}
+
+// --rpm paces requests, retries included: 40 requests at 1200 a minute (20
+// a second, the bucket holding one second's worth) take at least a second.
+func TestRPMLimitPacesRequests(t *testing.T) {
+	out := t.TempDir()
+	_, _, args := fakeArgs(t, "tei", out)
+	start := time.Now()
+	args = append(args, "--query-types", "questions", "--rpm", "1200", "--concurrency", "16")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Errorf("40 requests at --rpm 1200 took %s, want ≥ ~1s", el)
+	}
+}
+
+// Token totals and cost at the given prices land in the manifest and stats.
+func TestTokensAndCost(t *testing.T) {
+	out := t.TempDir()
+	_, _, args := fakeArgs(t, "tei", out)
+	args = append(args, "--query-types", "titles", "--price-input", "0.5", "--price-output", "2")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	tok := manifestOf(t, out).Tokens
+	if tok.PromptTokens == 0 || tok.CompletionTokens == 0 || tok.LastRunRequests != 40 {
+		t.Fatalf("tokens %+v", tok)
+	}
+	want := (float64(tok.PromptTokens)*0.5 + float64(tok.CompletionTokens)*2) / 1e6
+	if d := tok.Cost - want; d > 1e-12 || d < -1e-12 {
+		t.Errorf("cost %v, want %v", tok.Cost, want)
+	}
+	code, msg := synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"), "--json")
+	var js struct {
+		Tokens stages.TokenUse `json:"tokens"`
+	}
+	if code != 0 || json.Unmarshal([]byte(msg), &js) != nil || js.Tokens.Cost != tok.Cost {
+		t.Errorf("stats --json: exit %d, tokens %+v: %s", code, js.Tokens, msg)
+	}
+}
+
+// --dry-run renders every prompt, calls nothing, and reports requests,
+// tokens (estimated, or counted by a tokenizer.json) and cost.
+func TestDryRun(t *testing.T) {
+	out := t.TempDir()
+	llm, rr, args := fakeArgs(t, "tei", out)
+	args = append(args, "--dry-run", "--price-input", "0.2", "--price-output", "0.6", "--queries-per-type", "2")
+	code, msg := synthq(t, context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if llm.Counter.Total() != 0 || rr.Counter.Total() != 0 {
+		t.Fatalf("dry run sent %d LLM and %d teacher requests", llm.Counter.Total(), rr.Counter.Total())
+	}
+	for _, want := range []string{
+		"── sample prompt: questions (passage kb001) ──", "── sample prompt: random", "[system]", "[user]",
+		"40 × 6 types × 2 per type = 480 answers (0 stored",
+		"to ask              480 answers in 240 requests",
+		"estimate: 4 bytes a token", "≤ 24000 (--max-tokens 50", "cost                ≤ ",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, msg)
+		}
+	}
+	// After a real run of the questions, a dry run counts only what is left.
+	if code, msg := synthq(t, context.Background(), append(fakeArgsOnly(args), "--query-types", "questions", "--queries-per-type", "2")...); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, msg)
+	}
+	code, msg = synthq(t, context.Background(), append(args, "--tokenizer", filepath.Join("..", "..", "tokenize", "testdata", "llama3-mini.json"))...)
+	if code != 0 || !strings.Contains(msg, "(80 stored") || !strings.Contains(msg, "400 answers in 200 requests") || !strings.Contains(msg, "llama3-mini.json") {
+		t.Errorf("dry run after a partial run: exit %d:\n%s", code, msg)
+	}
+	// The dry run did not change the run's recorded settings.
+	st, err := pipeline.OpenStore(filepath.Join(out, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var cfg pipeline.Config
+	st.GetJSON(pipeline.PrefixMeta+"config", &cfg)
+	if len(cfg.QueryTypes) != 1 {
+		t.Errorf("stored config query types %v: a dry run must not overwrite the run's config", cfg.QueryTypes)
+	}
+}
+
+// fakeArgsOnly drops --dry-run and price flags from args.
+func fakeArgsOnly(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if a != "--dry-run" {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,218 @@
+package httpx
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time            { return c.t }
+func (c *clock) add(d time.Duration)       { c.t = c.t.Add(d) }
+func newClock() *clock                     { return &clock{t: time.Unix(1700000000, 0)} }
+func secs(d time.Duration) float64         { return d.Seconds() }
+func near(a, b float64) bool               { return a-b < 1e-6 && b-a < 1e-6 }
+func ms(n int) time.Duration               { return time.Duration(n) * time.Millisecond }
+func rounds(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+func TestBucketPacesRequests(t *testing.T) {
+	c := newClock()
+	b := NewBucket(120, c.now) // 2 a second, holds 2
+	waits := []time.Duration{}
+	for i := 0; i < 5; i++ {
+		waits = append(waits, rounds(b.Reserve(1)))
+	}
+	// Two go at once, then one every 500ms.
+	want := []time.Duration{0, 0, ms(500), ms(1000), ms(1500)}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
+	}
+	c.add(10 * time.Second) // refills to capacity, not beyond
+	if d := b.Reserve(2); d != 0 {
+		t.Fatalf("after a long idle, 2 tokens should be free, wait %v", d)
+	}
+	if d := rounds(b.Reserve(1)); d != ms(500) {
+		t.Fatalf("bucket must not hold more than one second's worth: wait %v", d)
+	}
+}
+
+func TestBucketLargerThanCapacityGoesIntoDebt(t *testing.T) {
+	c := newClock()
+	b := NewBucket(6000, c.now) // 100 tokens a second, holds 100
+	if d := b.Reserve(250); rounds(d) != ms(1500) {
+		t.Fatalf("250 tokens from a full 100-token bucket at 100/s: wait %v, want 1.5s", d)
+	}
+	if d := b.Reserve(10); rounds(d) != ms(1600) {
+		t.Fatalf("next request waits behind the debt: %v", d)
+	}
+	if NewBucket(0, nil) != nil || NewLimiter(0, 0) != nil {
+		t.Fatal("a zero limit must mean no limiter")
+	}
+}
+
+func TestLimiterWaitHonoursContext(t *testing.T) {
+	l := NewLimiter(1, 0) // one a minute: the second waits ~60s
+	if err := l.Wait(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(ctx, 0); err == nil {
+		t.Fatal("a wait beyond the deadline must return the context error")
+	}
+}
+
+func TestBalancerLeastInFlightAndRest(t *testing.T) {
+	c := newClock()
+	b := newBalancer([]string{"http://a/v1", "http://b/v1/", "http://c/v1"}, 2, 10*time.Second, c.now)
+	var got []*endpoint
+	for i := 0; i < 3; i++ {
+		u, e := b.route("http://a/v1/chat/completions")
+		got = append(got, e)
+		if want := e.prefix + "/chat/completions"; u != want {
+			t.Fatalf("routed to %q, want %q", u, want)
+		}
+	}
+	if got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
+		t.Fatalf("three requests in flight should use three endpoints")
+	}
+	// b finishes: it now has the fewest in flight and takes the next two... one.
+	b.done(got[1], true)
+	if _, e := b.route("http://a/v1/x"); e != got[1] {
+		t.Fatalf("least in flight should win, got %s", e.prefix)
+	}
+	// An unrelated URL is left alone.
+	if u, e := b.route("http://other/v1/x"); e != nil || u != "http://other/v1/x" {
+		t.Fatalf("foreign URL rerouted to %q", u)
+	}
+	if _, e := b.route("http://a/v10/x"); e != nil {
+		t.Fatal("a URL that merely shares a prefix must not be rerouted")
+	}
+	// Endpoint c fails twice in a row: it rests for 10s.
+	var cEp *endpoint
+	for _, e := range b.eps {
+		if e.prefix == "http://c/v1" {
+			cEp = e
+		}
+	}
+	for _, e := range b.eps {
+		e.inFlight = 0
+	}
+	cEp.inFlight = 2
+	b.done(cEp, false)
+	b.done(cEp, false)
+	for i := 0; i < 10; i++ {
+		_, e := b.route("http://a/v1/x")
+		if e == cEp {
+			t.Fatal("a resting endpoint got a request")
+		}
+		b.done(e, true)
+	}
+	c.add(11 * time.Second)
+	seen := false
+	for i := 0; i < 3; i++ {
+		_, e := b.route("http://a/v1/x")
+		seen = seen || e == cEp
+		b.done(e, true)
+	}
+	if !seen {
+		t.Fatal("after its rest the endpoint should be used again")
+	}
+	// All resting: the one whose rest ends first is used.
+	for _, e := range b.eps {
+		e.restUntil = c.t.Add(time.Minute)
+	}
+	cEp.restUntil = c.t.Add(time.Second)
+	if _, e := b.route("http://a/v1/x"); e != cEp {
+		t.Fatal("with every endpoint resting, the earliest to wake should be used")
+	}
+}
+
+// Two real servers behind one client: one is down (connection refused);
+// every request still succeeds and the live one serves them all.
+func TestClientSpreadsAndSkipsDeadEndpoint(t *testing.T) {
+	var hits [2]atomic.Int64
+	mk := func(i int) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			time.Sleep(2 * time.Millisecond)
+			io.WriteString(w, `{"ok":true}`)
+		}))
+	}
+	a, b := mk(0), mk(1)
+	defer a.Close()
+	defer b.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+
+	o := fast(8)
+	o.Endpoints = []string{a.URL + "/v1", deadURL + "/v1", b.URL + "/v1"}
+	o.RestFor = time.Hour
+	c := New(o)
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := post(t, c, a.URL+"/v1/rerank", `{"a":1}`)
+			if err != nil || resp.StatusCode != 200 {
+				t.Errorf("request failed: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if hits[0].Load() == 0 || hits[1].Load() == 0 {
+		t.Fatalf("both live endpoints should serve: %d and %d", hits[0].Load(), hits[1].Load())
+	}
+	if hits[0].Load()+hits[1].Load() != 60 {
+		t.Fatalf("served %d, want 60", hits[0].Load()+hits[1].Load())
+	}
+	// The dead endpoint is tried a few times before it rests (how many
+	// depends on how many attempts were routed before the third failure came
+	// back), never once per request.
+	if r := c.Retries(); r > 20 {
+		t.Fatalf("%d retries for 60 requests: the dead endpoint should rest after 3 failures", r)
+	}
+	if s := c.Served(); s[deadURL+"/v1"] != 0 || len(s) != 3 {
+		t.Fatalf("served counts %v", s)
+	}
+}
+
+// Every attempt, retries included, waits for the limiter, and the token
+// cost is charged per attempt.
+func TestClientChargesLimiterPerAttempt(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(500)
+			return
+		}
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	c0 := newClock()
+	lim := &Limiter{Requests: NewBucket(600, c0.now), Tokens: NewBucket(60000, c0.now)}
+	o := fast(3)
+	o.Limiter = lim
+	o.TokenCost = func(b []byte) int { return 100 * len(b) }
+	c := New(o)
+	if _, err := post(t, c, srv.URL, `{"a":1}`); err != nil {
+		t.Fatal(err)
+	}
+	// Two attempts of 700 tokens from a 1000-a-second bucket: 400 in debt.
+	if d := lim.Tokens.Reserve(0); !near(secs(d), 0.4) {
+		t.Fatalf("token bucket after two attempts: wait %v, want 400ms", d)
+	}
+	if d := lim.Requests.Reserve(0); d != 0 {
+		t.Fatalf("request bucket (10/s) should not be in debt after 2: %v", d)
+	}
+}
