@@ -265,6 +265,7 @@ type Manifest struct {
 	Generator        string                         `json:"generator"`
 	Teacher          string                         `json:"teacher"`
 	TeacherScoreKind string                         `json:"teacher_score_kind,omitempty"`
+	TeacherScoreNote string                         `json:"teacher_score_note,omitempty"`
 	Config           *pipeline.Config               `json:"config"`
 	Fingerprint      string                         `json:"config_fingerprint"`
 	Templates        map[string]string              `json:"templates"`
@@ -277,6 +278,13 @@ type Manifest struct {
 	Run              map[string]any                 `json:"run,omitempty"`
 	SchemaMetadata   map[string]string              `json:"schema_metadata"`
 	ExportSeconds    float64                        `json:"export_seconds"`
+}
+
+// scoreNotes say what teacher_raw holds for each kind of teacher API.
+var scoreNotes = map[string]string{
+	"logits":    "teacher_raw holds the cross-encoder's raw logits (TEI with raw_scores: true)",
+	"relevance": "teacher_raw holds the API's relevance scores as returned; the Cohere-style /v1/rerank and vLLM's /score return probabilities (a sigmoid of the logit) for most cross-encoders, not raw logits: the p1/p99 normalisation still applies, but the scores are squashed near 0 and 1",
+	"lexical":   "teacher_raw holds the offline lexical teacher's BM25-style scores (no model)",
 }
 
 // TokenUse is LLM usage and its cost at the configured prices: over every
@@ -340,6 +348,7 @@ func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, took tim
 		m.Run = extra()
 		if k, ok := m.Run["teacher_score_kind"].(string); ok {
 			m.TeacherScoreKind = k
+			m.TeacherScoreNote = scoreNotes[k]
 		}
 	}
 	b, err := json.MarshalIndent(m, "", "  ")

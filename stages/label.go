@@ -67,6 +67,7 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		})
 		return probeErr
 	}
+	texts := newTextCache(st, cfg.TeacherInput, 1<<16)
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(cfg.Concurrency).WithCancelOnError().WithFirstError()
 	scanErr := st.Scan(pipeline.PrefixMined, func(qid string, v []byte) error {
 		if ctx.Err() != nil {
@@ -83,7 +84,7 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		p.Go(func(ctx context.Context) error {
 			defer bar.Add(1)
 			key := pipeline.PrefixScore + pipeline.Fingerprint(tfp, m.Query)
-			raw, sent, err := scoreOne(ctx, st, deps.Scorer, cfg, key, m, probe)
+			raw, sent, err := scoreOne(ctx, st, texts, deps.Scorer, cfg, key, m, probe)
 			c.Add("pairs_scored", int64(sent))
 			var fe *FatalError
 			switch {
@@ -112,7 +113,7 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 
 // scoreOne returns the raw scores of m's candidates in candidate order,
 // scoring only the pairs not yet stored, cfg.TeacherBatch passages a call.
-func scoreOne(ctx context.Context, st *pipeline.Store, sc Scorer, cfg *pipeline.Config, key string, m Mined,
+func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer, cfg *pipeline.Config, key string, m Mined,
 	probe func(context.Context) error) ([]float32, int, error) {
 	stored := map[string]float32{}
 	if b, ok, err := st.Get(key); err != nil {
@@ -143,16 +144,11 @@ func scoreOne(ctx context.Context, st *pipeline.Store, sc Scorer, cfg *pipeline.
 		ids := missing[i:min(i+cfg.TeacherBatch, len(missing))]
 		texts := make([]string, len(ids))
 		for j, id := range ids {
-			var p Passage
-			if ok, err := st.GetJSON(pipeline.PrefixDoc+id, &p); err != nil {
+			t, err := tc.get(id)
+			if err != nil {
 				return nil, sent, err
-			} else if !ok {
-				return nil, sent, fmt.Errorf("passage %q not in the store", id)
 			}
-			texts[j] = p.Text
-			if cfg.TeacherInput == "title+text" {
-				texts[j] = p.Full()
-			}
+			texts[j] = t
 		}
 		scores, err := sc.Score(ctx, m.Query, texts)
 		if err != nil {
@@ -180,6 +176,56 @@ func scoreOne(ctx context.Context, st *pipeline.Store, sc Scorer, cfg *pipeline.
 		raw[i] = stored[id]
 	}
 	return raw, sent, nil
+}
+
+// textCache holds what the teacher reads of recently used passages
+// (candidates recur across queries: popular passages are read once, not once
+// per query). It is bounded: a shard that fills up is emptied, which costs
+// re-reads, never memory growth.
+type textCache struct {
+	st     *pipeline.Store
+	input  string
+	per    int
+	shards [64]struct {
+		mu sync.Mutex
+		m  map[string]string
+	}
+}
+
+func newTextCache(st *pipeline.Store, input string, capacity int) *textCache {
+	c := &textCache{st: st, input: input, per: max(capacity/64, 1)}
+	for i := range c.shards {
+		c.shards[i].m = map[string]string{}
+	}
+	return c
+}
+
+// get returns the teacher text of passage id from the cache or the store.
+func (c *textCache) get(id string) (string, error) {
+	sh := &c.shards[pipeline.Hash64(id)%64]
+	sh.mu.Lock()
+	t, ok := sh.m[id]
+	sh.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	var p Passage
+	if ok, err := c.st.GetJSON(pipeline.PrefixDoc+id, &p); err != nil {
+		return "", err
+	} else if !ok {
+		return "", fmt.Errorf("passage %q not in the store", id)
+	}
+	t = p.Text
+	if c.input == "title+text" {
+		t = p.Full()
+	}
+	sh.mu.Lock()
+	if len(sh.m) >= c.per {
+		clear(sh.m)
+	}
+	sh.m[id] = t
+	sh.mu.Unlock()
+	return t, nil
 }
 
 // isFatalTeacher reports an HTTP status that no other item would fix.

@@ -236,3 +236,79 @@ func fakeArgsOnly(args []string) []string {
 	}
 	return out
 }
+
+// --teacher-input decides what the teacher reads; changing it re-scores,
+// while changing a target threshold re-exports with no request at all.
+func TestTeacherInputAndThresholdChanges(t *testing.T) {
+	out := t.TempDir()
+	llm, rr, args := fakeArgs(t, "vllm-score", out)
+	var mu sync.Mutex
+	var texts []string
+	rr.Inspect = func(b []byte) {
+		var req struct {
+			Text2 []string `json:"text_2"`
+		}
+		json.Unmarshal(b, &req)
+		mu.Lock()
+		texts = append(texts, req.Text2...)
+		mu.Unlock()
+	}
+	args = append(args, "--query-types", "questions,titles")
+	if code, msg := synthq(t, context.Background(), append(args, "--teacher-input", "text")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	// Every text sent is exactly a passage's text (with "text") or its title,
+	// a space and its text (with "title+text").
+	bare, full := map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(readFile(t, corpus), "\n") {
+		var p struct{ Title, Text string }
+		if json.Unmarshal([]byte(line), &p) == nil && p.Title != "" {
+			bare[p.Text], full[p.Title+" "+p.Text] = true, true
+		}
+	}
+	for _, x := range texts {
+		if !bare[x] {
+			t.Fatalf("--teacher-input text sent %q, not a passage text", x)
+		}
+	}
+	if m := manifestOf(t, out); m.TeacherScoreKind != "relevance" || !strings.Contains(m.TeacherScoreNote, "probabilities") {
+		t.Errorf("vLLM /score manifest: kind %q note %q", m.TeacherScoreKind, m.TeacherScoreNote)
+	}
+	before := readFile(t, filepath.Join(out, "train.arrow"))
+	llmN, rrN := llm.Counter.Total(), rr.Counter.Total()
+	// A threshold and the normalisation change: nothing is sent, output changes.
+	if code, msg := synthq(t, context.Background(), append(args, "--teacher-input", "text", "--min-top-percentile", "60", "--norm", "minmax")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if llm.Counter.Total() != llmN || rr.Counter.Total() != rrN {
+		t.Errorf("threshold change sent %d LLM and %d teacher requests, want none", llm.Counter.Total()-llmN, rr.Counter.Total()-rrN)
+	}
+	if readFile(t, filepath.Join(out, "train.arrow")) == before {
+		t.Error("a stricter percentile and another normalisation left train.arrow unchanged")
+	}
+	// What the teacher reads changed: every pair is scored again, titles included.
+	texts = nil
+	if code, msg := synthq(t, context.Background(), append(args, "--teacher-input", "title+text")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if llm.Counter.Total() != llmN || rr.Counter.Total() <= rrN {
+		t.Errorf("teacher-input change: %d LLM requests (want 0), %d teacher requests (want > 0)", llm.Counter.Total()-llmN, rr.Counter.Total()-rrN)
+	}
+	for _, x := range texts {
+		if !full[x] {
+			t.Fatalf("--teacher-input title+text sent %q, not title and text", x)
+		}
+	}
+	if len(texts) == 0 {
+		t.Fatal("nothing re-scored")
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

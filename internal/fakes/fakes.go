@@ -6,6 +6,7 @@
 package fakes
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -86,12 +87,46 @@ type LLM struct {
 	// (choice i answers as seed+7919·i would), "ignore" answers one choice as Ollama
 	// does, "reject" refuses n > 1 with llama.cpp's 400.
 	NMode string
-	// Latency delays every answer; MaxInFlight > 0 refuses requests beyond
-	// that many at once with 503 (an overloaded server), counted in Refused.
+	Capacity
+}
+
+// Capacity models a server's speed: every answer takes Latency, and with
+// MaxInFlight > 0 a request beyond that many at once is refused as the real
+// server refuses it when overloaded (vLLM behind a proxy: 503; TEI: 429
+// "Model is overloaded"), counted in Refused.
+type Capacity struct {
 	Latency     time.Duration
 	MaxInFlight int64
 	inFlight    atomic.Int64
 	Refused     atomic.Int64
+}
+
+// gate serves h within the capacity: a request beyond MaxInFlight gets
+// refuse; an admitted one is answered Latency after it arrived (the fake's
+// own work counts inside the latency, as a real server's does).
+func (c *Capacity) gate(h http.HandlerFunc, refuse func(http.ResponseWriter)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if cur := c.inFlight.Add(1); c.MaxInFlight > 0 && cur > c.MaxInFlight {
+			c.inFlight.Add(-1)
+			c.Refused.Add(1)
+			refuse(w)
+			return
+		}
+		defer c.inFlight.Add(-1)
+		if c.Latency <= 0 {
+			h(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h(rec, r)
+		time.Sleep(c.Latency - time.Since(start))
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}
 }
 
 // NewLLM starts a fake serving model.
@@ -99,7 +134,9 @@ func NewLLM(model string) *LLM {
 	f := &LLM{Model: model}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", f.models)
-	mux.HandleFunc("POST /v1/chat/completions", f.chat)
+	mux.HandleFunc("POST /v1/chat/completions", f.gate(f.chat, func(w http.ResponseWriter) {
+		openAIError(w, 503, "ServiceUnavailableError", "server overloaded")
+	}))
 	f.Server = httptest.NewServer(mux)
 	return f
 }
@@ -158,16 +195,6 @@ func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 	n := f.Counter.add(body)
 	if f.Inspect != nil {
 		f.Inspect(body)
-	}
-	if cur := f.inFlight.Add(1); f.MaxInFlight > 0 && cur > f.MaxInFlight {
-		f.inFlight.Add(-1)
-		f.Refused.Add(1)
-		openAIError(w, 503, "ServiceUnavailableError", "server overloaded")
-		return
-	}
-	defer f.inFlight.Add(-1)
-	if f.Latency > 0 {
-		time.Sleep(f.Latency)
 	}
 	if f.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+f.APIKey {
 		openAIError(w, 401, "AuthenticationError", "Unauthorized")
@@ -319,6 +346,8 @@ type Reranker struct {
 	Fault          Fault
 	Counter        Counter
 	Pairs          atomic.Int64
+	Inspect        func(body []byte) // called with every request body
+	Capacity
 }
 
 // NewReranker starts a fake for api ("tei", "cohere" or "vllm-score").
@@ -326,11 +355,31 @@ func NewReranker(api, model string) *Reranker {
 	f := &Reranker{API: api, Model: model, MaxClientBatch: 32}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
-	mux.HandleFunc("POST /rerank", f.tei)
-	mux.HandleFunc("POST /v1/rerank", f.cohere)
-	mux.HandleFunc("POST /score", f.score)
+	mux.HandleFunc("POST /rerank", f.gated(f.tei))
+	mux.HandleFunc("POST /v1/rerank", f.gated(f.cohere))
+	mux.HandleFunc("POST /score", f.gated(f.score))
 	f.Server = httptest.NewServer(mux)
 	return f
+}
+
+// gated applies the server's Capacity: TEI refuses with 429 and its
+// "Overloaded" error body, the others with 503.
+func (f *Reranker) gated(h http.HandlerFunc) http.HandlerFunc {
+	inner := func(w http.ResponseWriter, r *http.Request) {
+		if f.Inspect != nil {
+			body, _ := io.ReadAll(r.Body)
+			f.Inspect(body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h(w, r)
+	}
+	return f.gate(inner, func(w http.ResponseWriter) {
+		if f.API == "tei" {
+			writeJSON(w, 429, map[string]any{"error": "Model is overloaded", "error_type": "Overloaded"})
+		} else {
+			openAIError(w, 503, "ServiceUnavailableError", "server overloaded")
+		}
+	})
 }
 
 // Score is the fake model: word overlap with the query, like a lexical
