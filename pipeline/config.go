@@ -69,6 +69,10 @@ type Config struct {
 	DevFraction       float64 `json:"dev_fraction"`
 	Seed              uint64  `json:"seed"`
 
+	// Export
+	Layout  string   `json:"layout"`
+	Formats []string `json:"formats"`
+
 	// Running
 	Concurrency    int           `json:"concurrency"`
 	MaxRetries     int           `json:"max_retries"`
@@ -112,6 +116,13 @@ func (c *Config) EnsureDefaults() {
 	def(&c.TeacherInput, "title+text")
 	defInt(&c.ListSize, 20)
 	def(&c.Norm, "p1p99")
+	def(&c.Layout, "listwise")
+	if len(c.Formats) == 0 {
+		c.Formats = []string{"arrow", "parquet"}
+		if c.Layout == "flagembedding" || c.Layout == "paper" {
+			c.Formats = []string{"jsonl"}
+		}
+	}
 	defInt(&c.Concurrency, 16)
 	defInt(&c.MaxRetries, 8)
 	if c.RequestTimeout == 0 {

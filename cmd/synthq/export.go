@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +35,9 @@ func exportCommand() *cli.Command {
 			if !ok {
 				return errors.New("store " + c.String("store") + " holds no run (run `synthq run` first)")
 			}
+			if cfg.Layout == "" {
+				cfg.Layout = "listwise"
+			}
 			applyTargets(c, &cfg, true)
 			if c.IsSet("out") {
 				cfg.Out = c.String("out")
@@ -42,13 +46,16 @@ func exportCommand() *cli.Command {
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			if err := stages.LayoutFormats(cfg.Layout, cfg.Formats); err != nil {
+				return err
+			}
 			env := &pipeline.Env{Store: st, Config: &cfg,
 				Progress: pipeline.NewProgress(c.App.ErrWriter, false, cfg.Quiet)}
 			if err := pipeline.Run(c.Context, env, []pipeline.Stage{stages.ExportStage(nil)}); err != nil {
 				return err
 			}
 			ex := env.Counters("export").Snapshot()
-			fmt.Fprintf(c.App.ErrWriter, "wrote %d train and %d dev lists to %s\n", ex["rows_train"], ex["rows_dev"], cfg.Out)
+			fmt.Fprintf(c.App.ErrWriter, "wrote %d train and %d dev lists to %s (%s layout: %s)\n", ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "))
 			return nil
 		},
 	}

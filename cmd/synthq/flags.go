@@ -12,6 +12,7 @@ import (
 
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
+	"github.com/synthq/synthq/stages"
 )
 
 // env names the SYNTHQ_ variable of a flag: --llm-url -> SYNTHQ_LLM_URL.
@@ -71,6 +72,8 @@ func targetFlags() []cli.Flag {
 		str("norm", "p1p99", "teacher score normalisation: p1p99 | minmax | none"),
 		float("dev-fraction", 0.1, "fraction of source passages whose queries go to the dev split"),
 		integer("seed", 1, "seed of every random choice (few-shot draws, sampling seeds, split)"),
+		str("layout", "listwise", "output layout: listwise | sentence-transformers | flagembedding (JSONL) | paper (JSONL)"),
+		str("format", "", "comma list of output formats: arrow, parquet, jsonl (default arrow,parquet; jsonl for the flagembedding and paper layouts)"),
 	}
 }
 
@@ -153,7 +156,10 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		}
 	}
 	cfg.EnsureDefaults()
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, stages.LayoutFormats(cfg.Layout, cfg.Formats)
 }
 
 // applyTargets copies the target flags into cfg; with onlySet, only those
@@ -178,6 +184,21 @@ func applyTargets(c *cli.Context, cfg *pipeline.Config, onlySet bool) {
 	}
 	if set("seed") {
 		cfg.Seed = uint64(c.Int("seed"))
+	}
+	if set("layout") {
+		cfg.Layout = c.String("layout")
+		if !c.IsSet("format") {
+			cfg.Formats = nil // the layout's default
+		}
+	}
+	if set("format") {
+		cfg.Formats = splitList([]string{c.String("format")})
+	}
+	if len(cfg.Formats) == 0 {
+		cfg.Formats = []string{"arrow", "parquet"}
+		if cfg.Layout == "flagembedding" || cfg.Layout == "paper" {
+			cfg.Formats = []string{"jsonl"}
+		}
 	}
 }
 
