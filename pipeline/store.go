@@ -51,7 +51,8 @@ func OpenStore(dir string) (*Store, error) {
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithCompactL0OnClose(true).
-		WithValueThreshold(1 << 10)
+		WithValueThreshold(1 << 10).
+		WithBlockCacheSize(64 << 20)
 	// After a killed process is reaped, the kernel can hold its directory lock
 	// for some milliseconds more; a live synthq holds it for good. Retrying for
 	// up to a second tells the two apart without making the second wait long.

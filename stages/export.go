@@ -164,7 +164,10 @@ func newSplitWriter(dir, name, layout string, listSize int, formats []string, sc
 			// arrow/go v17 writes a column chunk's page-encoding stats in Go
 			// map order, so a chunk whose dictionary overflows (RLE_DICTIONARY
 			// pages, then PLAIN ones) would not give the same bytes twice.
+			// Row groups of 8 batches (8,192 rows) bound the writer's memory:
+			// a row group's pages are held until it is closed.
 			props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem),
+				parquet.WithMaxRowGroupLength(8*exportBatchRows),
 				parquet.WithDictionaryDefault(false), parquet.WithDictionaryFor("query_type", true), parquet.WithDictionaryFor("split", true))
 			if w.pqW, err = pqarrow.NewFileWriter(schema, struct{ io.Writer }{f}, props, // not an io.Closer: we sync and close the file ourselves
 				pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem))); err != nil {

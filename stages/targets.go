@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 
@@ -48,30 +47,143 @@ func percentile(sorted []float32, p float64) float64 {
 	return float64(sorted[lo]) + frac*(float64(sorted[hi])-float64(sorted[lo]))
 }
 
-// ComputeTargets reads the labelled lists of st and derives the targets.
-func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Targets, error) {
-	var all []float32
-	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+// orderKey maps a float32 to a uint32 with the same order.
+func orderKey(f float32) uint32 {
+	k := math.Float32bits(f)
+	if k&0x80000000 != 0 {
+		return ^k
+	}
+	return k | 0x80000000
+}
+
+func fromOrderKey(k uint32) float32 {
+	if k&0x80000000 != 0 {
+		return math.Float32frombits(k &^ 0x80000000)
+	}
+	return math.Float32frombits(^k)
+}
+
+// quantiles finds exact order statistics of a stream of float32 values in
+// bounded memory, whatever the number of values: a first pass counts values
+// per high 16 bits of their order key (65,536 counters), a second counts the
+// low 16 bits of the values in the few high buckets that hold a wanted rank.
+// Together they give the exact value at each rank, so percentiles equal
+// numpy's over the sorted array without holding it.
+type quantiles struct {
+	n    int64
+	high [1 << 16]int64
+	low  map[uint32]*[1 << 16]int64 // high bucket -> counts of low bits
+}
+
+func (q *quantiles) addHigh(f float32) { q.high[orderKey(f)>>16]++; q.n++ }
+
+// locate returns the high bucket of rank r (0-based) and the rank within it.
+func (q *quantiles) locate(r int64) (uint32, int64) {
+	for b := range q.high {
+		if r < q.high[b] {
+			return uint32(b), r
+		}
+		r -= q.high[b]
+	}
+	return 1<<16 - 1, 0
+}
+
+// ranks are the order statistics percentile p interpolates between.
+func (q *quantiles) ranks(p float64) (lo, hi int64, frac float64) {
+	pos := p / 100 * float64(q.n-1)
+	lo = int64(math.Floor(pos))
+	return lo, min(lo+1, q.n-1), pos - float64(lo)
+}
+
+// want registers the ranks of p for the second pass.
+func (q *quantiles) want(p float64) {
+	if q.low == nil {
+		q.low = map[uint32]*[1 << 16]int64{}
+	}
+	lo, hi, _ := q.ranks(p)
+	for _, r := range []int64{lo, hi} {
+		b, _ := q.locate(r)
+		if q.low[b] == nil {
+			q.low[b] = new([1 << 16]int64)
+		}
+	}
+}
+
+func (q *quantiles) addLow(f float32) {
+	k := orderKey(f)
+	if c := q.low[k>>16]; c != nil {
+		c[k&0xffff]++
+	}
+}
+
+func (q *quantiles) at(r int64) float64 {
+	b, r := q.locate(r)
+	c := q.low[b]
+	for l := range c {
+		if r < c[l] {
+			return float64(fromOrderKey(b<<16 | uint32(l)))
+		}
+		r -= c[l]
+	}
+	return math.NaN() // not reached when want was called for r
+}
+
+// percentile is numpy's linear-interpolation percentile p of the values.
+func (q *quantiles) percentile(p float64) float64 {
+	lo, hi, frac := q.ranks(p)
+	a, b := q.at(lo), q.at(hi)
+	return a + frac*(b-a)
+}
+
+// scanRaw calls fn with the raw scores of every labelled list.
+func scanRaw(ctx context.Context, st *pipeline.Store, fn func([]float32)) error {
+	return st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
 		var l Labelled
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)
 		}
-		all = append(all, l.Raw...)
+		fn(l.Raw)
 		return ctx.Err()
+	})
+}
+
+// ComputeTargets reads the labelled lists of st and derives the targets. It
+// reads the labelled table three times (two passes for exact percentiles in
+// bounded memory, one for the filters and the split) and holds only the
+// source passage ids beside a fixed 0.5 MB of counters.
+func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Targets, error) {
+	q := &quantiles{}
+	t := &Targets{MinTop: math.Inf(-1), dev: map[string]bool{}, counts: map[string]int64{}}
+	if err := scanRaw(ctx, st, func(raw []float32) {
+		for _, s := range raw {
+			q.addHigh(s)
+		}
 	}); err != nil {
 		return nil, err
 	}
-	slices.Sort(all)
-	t := &Targets{Scores: len(all), MinTop: math.Inf(-1), dev: map[string]bool{}, counts: map[string]int64{}}
-	if len(all) > 0 {
-		t.P1, t.P99 = percentile(all, 1), percentile(all, 99)
-		t.Min, t.Max = float64(all[0]), float64(all[len(all)-1])
+	t.Scores = int(q.n)
+	if q.n > 0 {
+		ps := []float64{0, 1, 99, 100}
 		if cfg.MinTopPercentile > 0 {
-			t.MinTop = percentile(all, cfg.MinTopPercentile)
+			ps = append(ps, cfg.MinTopPercentile)
+		}
+		for _, p := range ps {
+			q.want(p)
+		}
+		if err := scanRaw(ctx, st, func(raw []float32) {
+			for _, s := range raw {
+				q.addLow(s)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		t.P1, t.P99 = q.percentile(1), q.percentile(99)
+		t.Min, t.Max = q.percentile(0), q.percentile(100)
+		if cfg.MinTopPercentile > 0 {
+			t.MinTop = q.percentile(cfg.MinTopPercentile)
 			t.Threshold = &t.MinTop
 		}
 	}
-	all = nil
 	var sources []string
 	seen := map[string]bool{}
 	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {

@@ -3,7 +3,9 @@ package stages
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/synthq/synthq/pipeline"
@@ -15,6 +17,45 @@ func TestPercentileMatchesNumpy(t *testing.T) {
 	for p, want := range map[float64]float64{1: 1.09, 25: 3.25, 50: 5.5, 99: 9.91, 0: 1, 100: 10} {
 		if got := percentile(s, p); math.Abs(got-want) > 1e-6 {
 			t.Errorf("percentile(%v) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// The bounded-memory quantiles equal the sorted-array percentiles exactly,
+// on value sets that stress them: ties, one value, negatives and zeros,
+// values packed into one high bucket, wide ranges.
+func TestQuantilesEqualSortedPercentiles(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sets := map[string][]float32{
+		"one value":   {0.25},
+		"all equal":   slices.Repeat([]float32{7}, 1000),
+		"neg and 0":   {-3, -0.5, 0, 0, 0.5, -1e-30, 1e-30, 2},
+		"logits":      nil,
+		"narrow":      nil,
+		"hand (1-10)": {10, 9, 8, 7, 6, 5, 4, 3, 2, 1},
+	}
+	for i := 0; i < 20000; i++ {
+		sets["logits"] = append(sets["logits"], float32(r.NormFloat64()*4))
+		sets["narrow"] = append(sets["narrow"], 0.5+float32(r.IntN(50))*1e-6) // one high bucket, many ties
+	}
+	for name, vals := range sets {
+		q := &quantiles{}
+		for _, v := range vals {
+			q.addHigh(v)
+		}
+		ps := []float64{0, 1, 12.5, 25, 50, 99, 99.9, 100}
+		for _, p := range ps {
+			q.want(p)
+		}
+		for _, v := range vals {
+			q.addLow(v)
+		}
+		sorted := slices.Clone(vals)
+		slices.Sort(sorted)
+		for _, p := range ps {
+			if got, want := q.percentile(p), percentile(sorted, p); got != want {
+				t.Errorf("%s: percentile %v = %v, sorted array gives %v", name, p, got, want)
+			}
 		}
 	}
 }
