@@ -24,8 +24,9 @@ import (
 
 // Fault decides how the n-th request (1-based, counted per server) fails:
 // "" (no fault), "429" (Retry-After: 1), "500", "503", "html" (200 with an HTML
-// body), "truncated" (200 with JSON cut in half), "400-context" (vLLM's
-// context-length error).
+// body), "truncated" (200 with JSON cut in half), "reset" (the connection is
+// reset without an answer), "hang" (no answer for 2 s, past a short client
+// timeout), "400-context" (vLLM's context-length error).
 type Fault func(n int64, body []byte) string
 
 // Counter records how often each distinct request body was received.
@@ -59,6 +60,14 @@ func (c *Counter) Repeated() int {
 		n += v - 1
 	}
 	return n
+}
+
+// Count is how many times this exact body has been received.
+func (c *Counter) Count(body []byte) int {
+	sum := sha256.Sum256(body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bodies[hex.EncodeToString(sum[:])]
 }
 
 // Bodies returns the set of distinct request bodies' hashes.
@@ -184,6 +193,20 @@ func injectFault(w http.ResponseWriter, fault string, ok any) bool {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(200)
 		w.Write(b[:len(b)/2])
+	case "reset":
+		if hj, isHJ := w.(http.Hijacker); isHJ {
+			if conn, _, err := hj.Hijack(); err == nil {
+				if tc, isTCP := conn.(interface{ SetLinger(int) error }); isTCP {
+					tc.SetLinger(0) // RST, not FIN
+				}
+				conn.Close()
+				return true
+			}
+		}
+		w.WriteHeader(500) // behind a recorder (latency set): the closest failure
+	case "hang":
+		time.Sleep(2 * time.Second)
+		w.WriteHeader(504)
 	default:
 		return false
 	}

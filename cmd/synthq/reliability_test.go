@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/synthq/synthq/internal/fakes"
+	"github.com/synthq/synthq/pipeline"
+)
+
+var dataFiles = []string{"train.arrow", "dev.arrow", "train.parquet", "dev.parquet"}
+
+func sameFiles(t *testing.T, a, b string) {
+	t.Helper()
+	for _, f := range dataFiles {
+		x, _ := os.ReadFile(filepath.Join(a, f))
+		y, _ := os.ReadFile(filepath.Join(b, f))
+		if len(x) == 0 || !bytes.Equal(x, y) {
+			t.Errorf("%s differs from the clean run (%d vs %d bytes)", f, len(x), len(y))
+		}
+	}
+}
+
+// faultEvery returns a Fault that fails the first attempt of about a quarter
+// of the distinct request bodies (chosen by body hash, so the choice does not
+// depend on timing), cycling through every failure a real server produces.
+func faultEvery(c *fakes.Counter, modes []string) fakes.Fault {
+	return func(n int64, body []byte) string {
+		if c.Count(body) != 1 {
+			return "" // retries succeed
+		}
+		h := pipeline.Hash64(string(body))
+		if h%4 != 0 {
+			return ""
+		}
+		return modes[(h/4)%uint64(len(modes))]
+	}
+}
+
+// Faults on a quarter of requests (429 with Retry-After, 500, 503, a 200
+// with an HTML body, JSON cut in half, connection resets, hangs past the
+// timeout) change nothing in the data files; the retries are in the manifest.
+func TestFaultsLeaveOutputIdentical(t *testing.T) {
+	clean := t.TempDir()
+	_, _, cleanArgs := fakeArgs(t, "tei", clean)
+	cleanArgs = append(cleanArgs, "--query-types", "questions,keywords")
+	if code, msg := synthq(t, context.Background(), cleanArgs...); code != 0 {
+		t.Fatalf("clean run: exit %d: %s", code, msg)
+	}
+	out := t.TempDir()
+	llm, rr, args := fakeArgs(t, "tei", out)
+	modes := []string{"429", "500", "503", "html", "truncated", "reset", "hang"}
+	llm.Fault = faultEvery(&llm.Counter, modes)
+	rr.Fault = faultEvery(&rr.Counter, modes)
+	args = append(args, "--query-types", "questions,keywords", "--request-timeout", "500ms", "--concurrency", "16")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("faulty run: exit %d: %s", code, msg)
+	}
+	sameFiles(t, clean, out)
+	m := manifestOf(t, out)
+	llmRetries, _ := m.Run["llm_retries"].(float64)
+	teacherRetries, _ := m.Run["teacher_retries"].(float64)
+	if llmRetries < 10 || teacherRetries < 3 {
+		t.Errorf("manifest retries: llm %v, teacher %v; a quarter of requests failed once", llmRetries, teacherRetries)
+	}
+	if m.Failures != 0 {
+		t.Errorf("%d failures: every fault was transient", m.Failures)
+	}
+}
+
+// A passage the server always refuses (400 context length) is marked failed
+// with its reason, the run completes with exit 3, stats lists it, and
+// --retry-failed tries it again.
+func TestPermanentFailure(t *testing.T) {
+	out := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", out)
+	args = append(args, "--query-types", "questions,titles")
+	bad := "The desktop client needs 500 MB of free disk space" // kb001's text
+	llm.Fault = func(n int64, body []byte) string {
+		if strings.Contains(string(body), bad) && strings.Contains(string(body), "Passage: Installing the desktop client") {
+			return "400-context"
+		}
+		return ""
+	}
+	code, msg := synthq(t, context.Background(), args...)
+	if code != exitFailedItems || !strings.Contains(msg, "done with 2 failed items") {
+		t.Fatalf("exit %d, want 3 with 'done with 2 failed items': %s", code, msg)
+	}
+	code, msg = synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"))
+	if code != 0 || !strings.Contains(msg, "failures  2") || !strings.Contains(msg, "kb001:questions:0") || !strings.Contains(msg, "maximum context length") {
+		t.Errorf("stats should list both failures with their reason: %s", msg)
+	}
+	// A plain re-run does not retry them (and still says so).
+	n := llm.Counter.Total()
+	if code, _ := synthq(t, context.Background(), args...); code != exitFailedItems || llm.Counter.Total() != n {
+		t.Errorf("re-run: exit %d, %d new requests; want 3 and none", code, llm.Counter.Total()-n)
+	}
+	// The server is fixed; --retry-failed sends exactly the two again.
+	llm.Fault = nil
+	if code, msg := synthq(t, context.Background(), append(args, "--retry-failed")...); code != 0 {
+		t.Fatalf("--retry-failed: exit %d: %s", code, msg)
+	}
+	if got := llm.Counter.Total() - n; got != 2 {
+		t.Errorf("--retry-failed sent %d requests, want 2", got)
+	}
+	var js struct {
+		Failures []json.RawMessage `json:"failures"`
+	}
+	_, msg = synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"), "--json")
+	if json.Unmarshal([]byte(msg), &js) != nil || len(js.Failures) != 0 {
+		t.Errorf("failures left after a successful retry: %s", msg)
+	}
+}
