@@ -122,13 +122,16 @@ func TestZeroSamplingValuesReachTheServer(t *testing.T) {
 	}
 }
 
-// Several --llm-url endpoints share the work; the manifest says who served what.
-func TestSeveralLLMEndpoints(t *testing.T) {
+// Several --llm-url and --teacher-url endpoints share the work; the
+// manifest says who served what.
+func TestSeveralEndpoints(t *testing.T) {
 	out := t.TempDir()
-	llm, _, args := fakeArgs(t, "tei", out)
+	llm, rr, args := fakeArgs(t, "tei", out)
 	other := fakes.NewLLM(model)
 	defer other.Close()
-	args = append(args, "--llm-url", other.URL(), "--query-types", "questions,claims")
+	rr2 := fakes.NewReranker("tei", "BAAI/bge-reranker-v2-m3")
+	defer rr2.Close()
+	args = append(args, "--llm-url", other.URL(), "--teacher-url", rr2.URL, "--query-types", "questions,claims")
 	if code, msg := synthq(t, context.Background(), args...); code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
@@ -136,9 +139,14 @@ func TestSeveralLLMEndpoints(t *testing.T) {
 	if a+b != 80 || a == 0 || b == 0 {
 		t.Errorf("requests split %d/%d, want both used and 80 in all", a, b)
 	}
-	served, _ := manifestOf(t, out).Run["llm_served_by_endpoint"].(map[string]any)
-	if len(served) != 2 {
-		t.Errorf("manifest run.llm_served_by_endpoint = %v", served)
+	if rr.Counter.Total() == 0 || rr2.Counter.Total() == 0 {
+		t.Errorf("teacher requests split %d/%d, want both used", rr.Counter.Total(), rr2.Counter.Total())
+	}
+	m := manifestOf(t, out)
+	for _, k := range []string{"llm_served_by_endpoint", "teacher_served_by_endpoint"} {
+		if served, _ := m.Run[k].(map[string]any); len(served) != 2 {
+			t.Errorf("manifest run.%s = %v", k, m.Run[k])
+		}
 	}
 }
 
