@@ -3,6 +3,8 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,6 +76,10 @@ type Config struct {
 	Formats []string `json:"formats"`
 
 	// Running
+	// Shard "i/N" runs generation (and so everything after it) for the
+	// passages whose id hashes to i modulo N; every shard reads the whole
+	// corpus, so mining and scoring see all passages. "" is the whole corpus.
+	Shard          string        `json:"shard,omitempty"`
 	Concurrency    int           `json:"concurrency"`
 	MaxRetries     int           `json:"max_retries"`
 	RequestTimeout time.Duration `json:"request_timeout"`
@@ -160,6 +166,9 @@ func (c *Config) Validate() error {
 	case c.PriceInput < 0 || c.PriceOutput < 0:
 		return fmt.Errorf("--price-input and --price-output must not be negative")
 	}
+	if _, _, err := c.ShardOf(); err != nil {
+		return err
+	}
 	switch c.Norm {
 	case "p1p99", "minmax", "none":
 	default:
@@ -171,6 +180,38 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--teacher-input must be title+text or text, got %q", c.TeacherInput)
 	}
 	return nil
+}
+
+// ShardOf parses Shard: index i and count n (0 and 1 for the whole corpus).
+func (c *Config) ShardOf() (i, n uint64, err error) {
+	if c.Shard == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(c.Shard, "/")
+	i, err1 := strconv.ParseUint(a, 10, 32)
+	n, err2 := strconv.ParseUint(b, 10, 32)
+	if !ok || err1 != nil || err2 != nil || n == 0 || i >= n {
+		return 0, 0, fmt.Errorf("--shard must be i/N with 0 <= i < N, got %q", c.Shard)
+	}
+	return i, n, nil
+}
+
+// InShard reports whether passage docID belongs to this run's shard: a
+// deterministic partition by id hash, the same on every machine.
+func (c *Config) InShard(docID string) bool {
+	i, n, err := c.ShardOf()
+	if err != nil || n == 1 {
+		return err == nil
+	}
+	// FNV's low residues are badly spread (ids differing in their last
+	// characters can share a residue): mix the bits before the modulo.
+	h := Hash64("shard", docID)
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h%n == i
 }
 
 // Cost is the price of the given token counts at the configured prices
@@ -202,6 +243,7 @@ func (c *Config) Fingerprint() string {
 	cc.Corpus, cc.Out, cc.Store = "", "", ""
 	cc.LLMURLs, cc.TeacherURLs = nil, nil
 	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed, cc.TeacherBatch = 0, 0, 0, false, 0
+	cc.Shard = ""
 	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
 	b, _ := json.Marshal(cc)
 	return Fingerprint(string(b))

@@ -283,13 +283,19 @@ func (w *splitWriter) abort() {
 }
 
 func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]any) error {
+	return exportFrom(ctx, env, StoreLabels(env.Store), nil, extra)
+}
+
+// exportFrom writes the dataset from labels; passages are read from
+// env.Store. stats, when given, replace the store's for the manifest.
+func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map[string]pipeline.StageStats, extra func() map[string]any) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("export")
 	start := time.Now()
 	if err := LayoutFormats(cfg.Layout, cfg.Formats); err != nil {
 		return err
 	}
-	t, err := ComputeTargets(ctx, st, cfg)
+	t, err := computeTargets(ctx, labels, cfg)
 	if err != nil {
 		return err
 	}
@@ -335,7 +341,7 @@ func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]a
 	defer bar.Finish()
 	texts := newTextCache(st, "title+text", 1<<16)
 	var r exportRow
-	err = st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+	err = labels(ctx, func(qid string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -368,7 +374,7 @@ func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]a
 		c.Add("rows_"+name, int64(writers[name].rows))
 	}
 	done = true
-	return writeManifest(env, t, md, time.Since(start), extra)
+	return writeManifest(env, t, md, stats, time.Since(start), extra)
 }
 
 // fillRow builds the exported list of l: the passages at idx (top by teacher
@@ -585,10 +591,12 @@ func Usage(stats map[string]pipeline.StageStats, cfg *pipeline.Config) TokenUse 
 	return u
 }
 
-func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, took time.Duration, extra func() map[string]any) error {
-	stats, err := pipeline.LoadStats(env.Store)
-	if err != nil {
-		return err
+func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, stats map[string]pipeline.StageStats, took time.Duration, extra func() map[string]any) error {
+	if stats == nil {
+		var err error
+		if stats, err = pipeline.LoadStats(env.Store); err != nil {
+			return err
+		}
 	}
 	stats["export"] = pipeline.StageStats{Counts: env.Counters("export").Snapshot(), Seconds: took.Seconds(), Finished: time.Now().UTC()}
 	tm, err := prompts.LoadTemplates()

@@ -114,7 +114,8 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	if err != nil {
 		return err
 	}
-	bar := env.Progress.Start("generate", int64(docs*len(cfg.QueryTypes)*cfg.QueriesPerType))
+	_, shards, _ := cfg.ShardOf()
+	bar := env.Progress.Start("generate", int64(docs*len(cfg.QueryTypes)*cfg.QueriesPerType)/int64(shards))
 	defer bar.Finish()
 	g := &generator{st: st, c: c, gen: deps.Generator, retryFailed: cfg.RetryFailed, useN: !cfg.NoN}
 	var probeOnce sync.Once
@@ -279,6 +280,9 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 	return st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if !cfg.InShard(docID) {
+			return nil
 		}
 		var doc Passage
 		if err := json.Unmarshal(v, &doc); err != nil {

@@ -135,9 +135,20 @@ func (q *quantiles) percentile(p float64) float64 {
 	return a + frac*(b-a)
 }
 
+// Labels reads labelled lists (qid, JSON-encoded Labelled) in qid order:
+// from one store, or merged from the stores of several shards.
+type Labels func(ctx context.Context, fn func(qid string, v []byte) error) error
+
+// StoreLabels reads the labelled lists of one store.
+func StoreLabels(st *pipeline.Store) Labels {
+	return func(ctx context.Context, fn func(qid string, v []byte) error) error {
+		return st.Scan(pipeline.PrefixLabel, fn)
+	}
+}
+
 // scanRaw calls fn with the raw scores of every labelled list.
-func scanRaw(ctx context.Context, st *pipeline.Store, fn func([]float32)) error {
-	return st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+func scanRaw(ctx context.Context, labels Labels, fn func([]float32)) error {
+	return labels(ctx, func(qid string, v []byte) error {
 		var l Labelled
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)
@@ -152,6 +163,10 @@ func scanRaw(ctx context.Context, st *pipeline.Store, fn func([]float32)) error 
 // bounded memory, one for the filters and the split) and holds only the
 // source passage ids beside a fixed 0.5 MB of counters.
 func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Targets, error) {
+	return computeTargets(ctx, StoreLabels(st), cfg)
+}
+
+func computeTargets(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targets, error) {
 	q := &quantiles{}
 	t := &Targets{MinTop: math.Inf(-1), dev: map[string]bool{}, counts: map[string]int64{}}
 	if err := scanRaw(ctx, st, func(raw []float32) {
@@ -186,7 +201,7 @@ func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Confi
 	}
 	var sources []string
 	seen := map[string]bool{}
-	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
+	if err := st(ctx, func(qid string, v []byte) error {
 		var l Labelled
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)

@@ -13,27 +13,57 @@ import (
 
 func exportCommand() *cli.Command {
 	flags := append([]cli.Flag{
-		&cli.StringFlag{Name: "store", Usage: "store directory of a run", EnvVars: env("store"), Required: true},
+		&cli.StringFlag{Name: "store", Usage: "store directory of a run", EnvVars: env("store")},
+		&cli.BoolFlag{Name: "merge", Usage: "merge the shard stores given as arguments (after every flag) into one dataset"},
 		&cli.StringFlag{Name: "out", Usage: "output directory (default: the run's)", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress output", EnvVars: env("quiet")},
 	}, targetFlags()...)
 	return &cli.Command{
-		Name:  "export",
-		Usage: "re-export a finished store with no server (target flags not given keep the run's values)",
+		Name:      "export",
+		Usage:     "re-export a finished store with no server (target flags not given keep the run's values)",
+		ArgsUsage: "[--merge STORE…]",
+		Description: `synthq export --store out/store --out out2/ --list-size 10
+   synthq export --out merged/ --merge shard0/store shard1/store shard2/store`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			st, err := pipeline.OpenStore(c.String("store"))
-			if err != nil {
-				return err
+			paths := []string{c.String("store")}
+			if c.Bool("merge") {
+				paths = c.Args().Slice()
+				for _, p := range paths {
+					if strings.HasPrefix(p, "-") {
+						return fmt.Errorf("export --merge: %q after the store list: put every flag before --merge's stores", p)
+					}
+				}
+				if len(paths) == 0 {
+					return errors.New("export --merge: give the shard stores as arguments")
+				}
+				if !c.IsSet("out") {
+					return errors.New("export --merge: --out is required")
+				}
+			} else if paths[0] == "" {
+				return errors.New("export: --store is required (or --merge STORE…)")
 			}
-			defer st.Close()
+			var stores []*pipeline.Store
+			defer func() {
+				for _, st := range stores {
+					st.Close()
+				}
+			}()
+			for _, p := range paths {
+				st, err := pipeline.OpenStore(p)
+				if err != nil {
+					return err
+				}
+				stores = append(stores, st)
+			}
+			st := stores[0]
 			var cfg pipeline.Config
 			ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return errors.New("store " + c.String("store") + " holds no run (run `synthq run` first)")
+				return errors.New("store " + paths[0] + " holds no run (run `synthq run` first)")
 			}
 			if cfg.Layout == "" {
 				cfg.Layout = "listwise"
@@ -51,7 +81,11 @@ func exportCommand() *cli.Command {
 			}
 			env := &pipeline.Env{Store: st, Config: &cfg,
 				Progress: pipeline.NewProgress(c.App.ErrWriter, false, cfg.Quiet)}
-			if err := pipeline.Run(c.Context, env, []pipeline.Stage{stages.ExportStage(nil)}); err != nil {
+			if c.Bool("merge") {
+				if err := stages.MergeExport(c.Context, env, stores, paths); err != nil {
+					return err
+				}
+			} else if err := pipeline.Run(c.Context, env, []pipeline.Stage{stages.ExportStage(nil)}); err != nil {
 				return err
 			}
 			ex := env.Counters("export").Snapshot()

@@ -115,6 +115,7 @@ func runFlags() []cli.Flag {
 		secret("teacher-api-key", "API key for the teacher server (env SYNTHQ_TEACHER_API_KEY); never logged or stored"),
 		integer("teacher-batch", 32, "passages per teacher request"),
 		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
+		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); merge the N stores with `synthq export --merge`"),
 		integer("concurrency", 16, "requests in flight to each server"),
 		integer("max-retries", 8, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
 		duration("request-timeout", 60*time.Second, "timeout of one request attempt"),
@@ -147,7 +148,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		PriceInput: c.Float64("price-input"), PriceOutput: c.Float64("price-output"), TeacherAPI: c.String("teacher-api"), TeacherModel: c.String("teacher-model"),
 		TeacherAPIKey: c.String("teacher-api-key"), TeacherBatch: c.Int("teacher-batch"), TeacherInput: c.String("teacher-input"),
 		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
-		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"),
+		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), Shard: c.String("shard"),
 	}
 	applyTargets(c, cfg, false)
 	if s := c.String("llm-extra"); s != "" {

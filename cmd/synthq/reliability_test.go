@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/stages"
 )
 
 var dataFiles = []string{"train.arrow", "dev.arrow", "train.parquet", "dev.parquet"}
@@ -114,5 +116,55 @@ func TestPermanentFailure(t *testing.T) {
 	_, msg = synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"), "--json")
 	if json.Unmarshal([]byte(msg), &js) != nil || len(js.Failures) != 0 {
 		t.Errorf("failures left after a successful retry: %s", msg)
+	}
+}
+
+// Three machines each run one shard with its own store against the same
+// servers; `export --merge` of the three stores writes the same bytes as one
+// machine running the whole corpus.
+func TestShardsMergeToTheSingleMachineOutput(t *testing.T) {
+	ref := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", ref)
+	// Answers that repeat across passages, so cross-shard duplicates occur.
+	llm.Answer = func(qtype, passage string, seed int) string {
+		if seed%5 == 0 {
+			return "how do I fix sync errors"
+		}
+		return fakes.DefaultAnswer(qtype, passage, seed)
+	}
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("single machine: exit %d: %s", code, msg)
+	}
+	single := manifestOf(t, ref)
+	var stores []string
+	for i := 0; i < 3; i++ {
+		out := t.TempDir()
+		shardArgs := append(append([]string{}, args...), "--out", out, "--shard", fmt.Sprintf("%d/3", i))
+		if code, msg := synthq(t, context.Background(), shardArgs...); code != 0 {
+			t.Fatalf("shard %d: exit %d: %s", i, code, msg)
+		}
+		stores = append(stores, filepath.Join(out, "store"))
+	}
+	merged := t.TempDir()
+	code, msg := synthq(t, context.Background(), append([]string{"export", "--quiet", "--out", merged, "--merge"}, stores...)...)
+	if code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, msg)
+	}
+	sameFiles(t, ref, merged)
+	m := manifestOf(t, merged)
+	if m.Rows["train"] != single.Rows["train"] || m.Targets.P1 != single.Targets.P1 || m.Targets.P99 != single.Targets.P99 {
+		t.Errorf("merged manifest rows %v p1 %v p99 %v; single machine %v %v %v", m.Rows, m.Targets.P1, m.Targets.P99, single.Rows, single.Targets.P1, single.Targets.P99)
+	}
+	if m.Stages["filter"].Counts["drop_"+stages.DropDuplicateAcrossShards] == 0 {
+		t.Errorf("no cross-shard duplicate found: the test answers should produce some")
+	}
+	// A missing shard, or stores from another run, are refused.
+	code, msg = synthq(t, context.Background(), "export", "--quiet", "--out", t.TempDir(), "--merge", stores[0], stores[2])
+	if code != exitError || !strings.Contains(msg, "shard 1/3 is missing") {
+		t.Errorf("incomplete merge: exit %d: %s", code, msg)
+	}
+	code, msg = synthq(t, context.Background(), "export", "--quiet", "--out", t.TempDir(), "--merge", stores[0], filepath.Join(ref, "store"))
+	if code != exitError || !strings.Contains(msg, "merge: store") {
+		t.Errorf("foreign store: exit %d: %s", code, msg)
 	}
 }

@@ -273,7 +273,7 @@ func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 	var choices []any
 	completion := 0
 	for i := 0; i < nChoices; i++ {
-		answer := defaultAnswer(qtype, passage, seed+i*7919)
+		answer := DefaultAnswer(qtype, passage, seed+i*7919)
 		if f.Answer != nil {
 			answer = f.Answer(qtype, passage, seed+i*7919)
 		}
@@ -330,9 +330,9 @@ func typeOf(user string) string {
 	return "query"
 }
 
-// defaultAnswer writes what an instruct model might: sometimes a preamble,
+// DefaultAnswer writes what an instruct model might: sometimes a preamble,
 // then a query made of distinctive passage words.
-func defaultAnswer(qtype, passage string, seed int) string {
+func DefaultAnswer(qtype, passage string, seed int) string {
 	var ws []string
 	for _, w := range strings.FieldsFunc(passage, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) }) {
 		if len(w) > 4 {
