@@ -286,6 +286,11 @@ func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]a
 	return exportFrom(ctx, env, StoreLabels(env.Store), nil, extra)
 }
 
+// saveTargets keeps the last export's targets in the store, for inspect.
+func saveTargets(st *pipeline.Store, t *Targets) error {
+	return st.PutJSON(pipeline.PrefixMeta+"targets", t)
+}
+
 // exportFrom writes the dataset from labels; passages are read from
 // env.Store. stats, when given, replace the store's for the manifest.
 func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map[string]pipeline.StageStats, extra func() map[string]any) error {
@@ -301,6 +306,11 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 	}
 	for k, v := range t.counts {
 		c.Add(k, v)
+	}
+	if stats == nil { // one store (not a merge): remember the targets for inspect
+		if err := saveTargets(st, t); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return fmt.Errorf("create output dir: %w", err)

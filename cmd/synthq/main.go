@@ -69,6 +69,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       []*cli.Command{runCommand(), exportCommand(), statsCommand(), evalCommand()},
+		Commands:       []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand()},
 	}
 }

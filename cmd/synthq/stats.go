@@ -53,7 +53,7 @@ func statsCommand() *cli.Command {
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"stages": stats, "tokens": use, "failures": fails})
+				return enc.Encode(map[string]any{"funnel": stages.Funnel(stats), "stages": stats, "tokens": use, "failures": fails})
 			}
 			printStats(c.App.Writer, stats, use, fails)
 			return nil
@@ -72,6 +72,10 @@ func setPrices(c *cli.Context, cfg *pipeline.Config) {
 }
 
 func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.TokenUse, fails []stages.Failure) {
+	fmt.Fprintf(w, "funnel\n")
+	for _, s := range stages.Funnel(stats) {
+		fmt.Fprintf(w, "  %-32s %d\n", s.Step, s.Count)
+	}
 	for _, name := range stageOrder {
 		s, ok := stats[name]
 		if !ok {

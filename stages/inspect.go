@@ -1,0 +1,188 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/prompts"
+)
+
+// Story is everything the store knows about one query slot, from the
+// passage to the exported list.
+type Story struct {
+	QID        string            `json:"qid"`
+	Passage    Passage           `json:"passage"`
+	Prompt     []prompts.Message `json:"prompt"`
+	Answer     *Answer           `json:"answer,omitempty"`
+	Failure    *Failure          `json:"failure,omitempty"`
+	Query      *Query            `json:"query,omitempty"`
+	Candidates []Candidate       `json:"candidates,omitempty"`
+	Outcome    string            `json:"outcome"`
+}
+
+// Candidate is one mined passage of the query with its scores.
+type Candidate struct {
+	DocID    string   `json:"docid"`
+	Rank     int32    `json:"retriever_rank"` // 0: added, not retrieved
+	Raw      *float32 `json:"teacher_raw,omitempty"`
+	Score    *float32 `json:"teacher_score,omitempty"`
+	Exported int      `json:"exported_position,omitempty"` // 1-based position in the exported list; 0: not in it
+	Source   bool     `json:"source,omitempty"`
+}
+
+// SplitQID splits "<docid>:<type>:<n>" (the passage id may hold colons).
+func SplitQID(qid string) (docID, qtype string, sample int, err error) {
+	i := strings.LastIndex(qid, ":")
+	j := -1
+	if i > 0 {
+		j = strings.LastIndex(qid[:i], ":")
+	}
+	if j <= 0 {
+		return "", "", 0, fmt.Errorf("qid %q: want <docid>:<type>:<n>", qid)
+	}
+	sample, err = strconv.Atoi(qid[i+1:])
+	if err != nil {
+		return "", "", 0, fmt.Errorf("qid %q: sample %q is not a number", qid, qid[i+1:])
+	}
+	return qid[:j], qid[j+1 : i], sample, nil
+}
+
+// Inspect tells the story of one query slot: its passage, the prompt that
+// was (or would be) sent, the raw answer, the parsed query, the candidates
+// with retriever ranks and teacher scores, and why it was kept or dropped.
+// The targets come from the last export (meta/targets) or, failing that,
+// are computed from the store (three scans of the labelled table).
+func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid string) (*Story, error) {
+	docID, qtype, sample, err := SplitQID(qid)
+	if err != nil {
+		return nil, err
+	}
+	s := &Story{QID: qid}
+	if ok, err := st.GetJSON(pipeline.PrefixDoc+docID, &s.Passage); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("passage %q is not in the store", docID)
+	}
+	plan, err := newGenPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, fp, err := plan.request(docID, s.Passage, qtype, sample)
+	if err != nil {
+		return nil, err
+	}
+	s.Prompt = req.Messages
+	var ans Answer
+	if ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans); err != nil {
+		return nil, err
+	} else if ok {
+		s.Answer = &ans
+	}
+	var fail Failure
+	if ok, err := st.GetJSON(failKey(fp), &fail); err != nil {
+		return nil, err
+	} else if ok {
+		s.Failure = &fail
+	}
+	var q Query
+	if ok, err := st.GetJSON(pipeline.PrefixQuery+qid, &q); err != nil {
+		return nil, err
+	} else if !ok {
+		s.Outcome = "not generated yet"
+		if s.Failure != nil {
+			s.Outcome = "failed at generate: " + s.Failure.Reason
+		}
+		return s, nil
+	}
+	s.Query = &q
+	if q.Drop != "" {
+		s.Outcome = "dropped at filter: " + q.Drop
+		return s, nil
+	}
+	var m Mined
+	if ok, err := st.GetJSON(pipeline.PrefixMined+qid, &m); err != nil {
+		return nil, err
+	} else if !ok {
+		s.Outcome = "not mined yet"
+		return s, nil
+	}
+	for i, id := range m.DocIDs {
+		s.Candidates = append(s.Candidates, Candidate{DocID: id, Rank: m.Ranks[i], Source: id == docID})
+	}
+	if m.Drop != "" {
+		s.Outcome = "dropped at mine: " + m.Drop
+		return s, nil
+	}
+	var l Labelled
+	if ok, err := st.GetJSON(pipeline.PrefixLabel+qid, &l); err != nil {
+		return nil, err
+	} else if !ok {
+		s.Outcome = "not labelled yet"
+		if ok, _ := st.Has(failKey(pipeline.PrefixScore + pipeline.Fingerprint(TeacherFingerprint(cfg), m.Query))); ok {
+			s.Outcome = "failed at label (see synthq stats)"
+		}
+		return s, nil
+	}
+	var t Targets
+	if ok, err := st.GetJSON(pipeline.PrefixMeta+"targets", &t); err != nil {
+		return nil, err
+	} else if !ok {
+		tp, err := ComputeTargets(ctx, st, cfg)
+		if err != nil {
+			return nil, err
+		}
+		t = *tp
+	}
+	if t.Threshold != nil {
+		t.MinTop = *t.Threshold
+	} else {
+		t.MinTop = math.Inf(-1)
+	}
+	pos := map[int]int{}
+	idx, drop := t.row(&l, cfg)
+	for p, i := range idx {
+		pos[i] = p + 1
+	}
+	for i := range s.Candidates {
+		raw := l.Raw[i]
+		norm := t.normalise(raw, cfg)
+		s.Candidates[i].Raw, s.Candidates[i].Score, s.Candidates[i].Exported = &raw, &norm, pos[i]
+	}
+	if drop != "" {
+		s.Outcome = "dropped at export: " + drop
+	} else {
+		s.Outcome = fmt.Sprintf("exported: a list of %d passages", len(idx))
+	}
+	return s, nil
+}
+
+// FunnelStep is one step of the funnel from passages to exported lists.
+type FunnelStep struct {
+	Step  string `json:"step"`
+	Count int64  `json:"count"`
+}
+
+// Funnel reads the path from passages to exported lists off the stage
+// counts: passages → query slots → answered → parsed → unique → through the
+// round trip → labelled → kept by the teacher filters → exported.
+func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
+	c := func(stage, name string) int64 { return stats[stage].Counts[name] }
+	f := func(name string) int64 { return c("filter", name) }
+	answered := f("answers")
+	exported := c("export", "rows_train") + c("export", "rows_dev")
+	return []FunnelStep{
+		{"passages", c("corpus", "passages")},
+		{"query slots", answered + f("drop_"+DropLLMFailed) + f("drop_"+DropNotGenerated)},
+		{"answered by the LLM", answered},
+		{"parsed", f("kept") + f("drop_"+DropDuplicatePassage) + f("drop_"+DropDuplicateCorpus) + f("drop_"+DropDuplicateAcrossShards)},
+		{"unique", f("kept")},
+		{"through the round trip", c("mine", "kept")},
+		{"labelled by the teacher", c("label", "labelled")},
+		{"kept by the teacher filters", exported + c("export", "drop_shorter_than_list_size")},
+		{"exported", exported},
+	}
+}
