@@ -47,6 +47,11 @@ type Config struct {
 	PriceInput      float64        `json:"price_input,omitempty"`  // per 1M prompt tokens
 	PriceOutput     float64        `json:"price_output,omitempty"` // per 1M completion tokens
 
+	// Dedup is how duplicate passages are found before generation: "exact"
+	// (equal normalised title and text; the first in id order keeps its
+	// queries) or "off".
+	Dedup string `json:"dedup"`
+
 	// Mining
 	Candidates    int     `json:"candidates"`
 	RoundtripK    int     `json:"roundtrip_k"`
@@ -115,6 +120,7 @@ func (c *Config) EnsureDefaults() {
 	defInt(&c.FewShot, 3)
 	defInt(&c.MaxQueryWords, 20)
 	defInt(&c.MaxCopiedWords, 10)
+	def(&c.Dedup, "exact")
 	defInt(&c.Candidates, 100)
 	defInt(&c.MinCandidates, 20)
 	def(&c.TeacherAPI, "tei")
@@ -168,6 +174,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := c.ShardOf(); err != nil {
 		return err
+	}
+	switch c.Dedup {
+	case "exact", "off":
+	case "near":
+		return fmt.Errorf("--dedup near (MinHash) is not built yet (issue 4): use exact or off")
+	default:
+		return fmt.Errorf("--dedup must be exact or off, got %q", c.Dedup)
 	}
 	switch c.Norm {
 	case "p1p99", "minmax", "none":

@@ -62,7 +62,7 @@ func DryRun(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, tok T
 		count, r.Counter = tok.Count, tok.Name()
 	}
 	seen := map[string]bool{}
-	err = forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
+	_, err = forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
 		if !seen[docID] {
 			seen[docID] = true
 			r.Passages++

@@ -40,7 +40,9 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 	defer batch.Cancel()
 	bar := env.Progress.Start("filter", 0)
 	defer bar.Finish()
-	err = forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+	passages := map[string]bool{}
+	dupes, err := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+		passages[docID] = true
 		q := Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
 		var ans Answer
 		ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans)
@@ -84,5 +86,7 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 	if err != nil {
 		return err
 	}
+	c.Add("passages_asked", int64(len(passages)))
+	c.Add("passages_duplicate", dupes)
 	return batch.Flush()
 }

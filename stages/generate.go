@@ -121,7 +121,7 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	var probeOnce sync.Once
 	var probeErr error
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(cfg.Concurrency).WithCancelOnError().WithFirstError()
-	scanErr := forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
+	_, scanErr := forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
 		var todo []slot
 		for _, sl := range slots {
 			if ok, err := st.Has(pipeline.PrefixLLM + sl.fp); err != nil {
@@ -274,19 +274,37 @@ type slot struct {
 }
 
 // forEachGroup calls fn for every (passage, type) with its slots, in
-// passage-id order.
+// passage-id order, for the passages of this shard that are not duplicates
+// (with --dedup exact, a passage whose normalised title and text equal an
+// earlier one's, in id order over the whole corpus, so every shard agrees).
+// It returns the number of duplicate passages skipped. Dedup holds one
+// 8-byte hash per distinct passage.
 func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, slots []slot) error) error {
-	return st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
+	fn func(docID, qtype string, slots []slot) error) (int64, error) {
+	seen := map[uint64]bool{}
+	var dupes int64
+	err := st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var doc Passage
+		if cfg.Dedup == "exact" || cfg.InShard(docID) {
+			if err := json.Unmarshal(v, &doc); err != nil {
+				return fmt.Errorf("passage %q: %w", docID, err)
+			}
+		}
+		if cfg.Dedup == "exact" {
+			h := pipeline.Hash64(prompts.Normalize(doc.Full()))
+			if seen[h] {
+				if cfg.InShard(docID) {
+					dupes++
+				}
+				return nil
+			}
+			seen[h] = true
+		}
 		if !cfg.InShard(docID) {
 			return nil
-		}
-		var doc Passage
-		if err := json.Unmarshal(v, &doc); err != nil {
-			return fmt.Errorf("passage %q: %w", docID, err)
 		}
 		for _, qt := range cfg.QueryTypes {
 			slots := make([]slot, cfg.QueriesPerType)
@@ -303,6 +321,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 		}
 		return nil
 	})
+	return dupes, err
 }
 
 // forEachSlot calls fn for every (passage, type, sample) slot, in passage-id
@@ -310,7 +329,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 // both enumerate slots through forEachGroup, so they always agree on
 // fingerprints.
 func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) error {
+	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) (int64, error) {
 	return forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
 		for _, sl := range slots {
 			if err := fn(docID, qt, sl.sample, sl.req, sl.fp); err != nil {

@@ -167,7 +167,7 @@ type FunnelStep struct {
 }
 
 // Funnel reads the path from passages to exported lists off the stage
-// counts: passages → query slots → answered → parsed → unique → through the
+// counts: passages → passages asked about → query slots → answered → parsed → unique → through the
 // round trip → labelled → kept by the teacher filters → exported.
 func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
 	c := func(stage, name string) int64 { return stats[stage].Counts[name] }
@@ -176,6 +176,7 @@ func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
 	exported := c("export", "rows_train") + c("export", "rows_dev")
 	return []FunnelStep{
 		{"passages", c("corpus", "passages")},
+		{"passages asked about (this shard, duplicates removed)", f("passages_asked")},
 		{"query slots", answered + f("drop_"+DropLLMFailed) + f("drop_"+DropNotGenerated)},
 		{"answered by the LLM", answered},
 		{"parsed", f("kept") + f("drop_"+DropDuplicatePassage) + f("drop_"+DropDuplicateCorpus) + f("drop_"+DropDuplicateAcrossShards)},

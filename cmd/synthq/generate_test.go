@@ -320,3 +320,33 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// --dedup exact: a passage whose normalised title and text equal an earlier
+// one's gets no queries (counted); --dedup off asks about it too.
+func TestExactPassageDedup(t *testing.T) {
+	dir := t.TempDir()
+	b := readFile(t, corpus)
+	// kb900 repeats kb001 with other case and punctuation: a duplicate.
+	var p struct{ Title, Text string }
+	json.Unmarshal([]byte(strings.SplitN(b, "\n", 2)[0]), &p)
+	dup, _ := json.Marshal(map[string]string{"_id": "kb900", "title": strings.ToUpper(p.Title), "text": strings.ReplaceAll(p.Text, ".", " .")})
+	c := filepath.Join(dir, "corpus.jsonl")
+	os.WriteFile(c, []byte(b+string(dup)+"\n"), 0o644)
+	for _, tc := range []struct {
+		mode        string
+		asked, dups int64
+	}{{"exact", 40, 1}, {"off", 41, 0}} {
+		out := filepath.Join(dir, tc.mode)
+		code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", c, "--out", out, "--quiet", "--min-candidates", "5", "--dedup", tc.mode)
+		if code != 0 {
+			t.Fatalf("--dedup %s: exit %d: %s", tc.mode, code, msg)
+		}
+		f := manifestOf(t, out).Stages["filter"].Counts
+		if f["passages_asked"] != tc.asked || f["passages_duplicate"] != tc.dups || f["answers"] != tc.asked*6 {
+			t.Errorf("--dedup %s: filter counts %v", tc.mode, f)
+		}
+	}
+	if code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", c, "--out", t.TempDir(), "--dedup", "near"); code != exitError || !strings.Contains(msg, "not built yet") {
+		t.Errorf("--dedup near: exit %d: %s", code, msg)
+	}
+}
