@@ -130,10 +130,7 @@ func (c *Config) EnsureDefaults() {
 	def(&c.Norm, "p1p99")
 	def(&c.Layout, "listwise")
 	if len(c.Formats) == 0 {
-		c.Formats = []string{"arrow", "parquet"}
-		if c.Layout == "flagembedding" || c.Layout == "paper" {
-			c.Formats = []string{"jsonl"}
-		}
+		c.Formats = DefaultFormats(c.Layout)
 	}
 	defInt(&c.Concurrency, 16)
 	defInt(&c.MaxRetries, 8)
@@ -146,6 +143,16 @@ func (c *Config) EnsureDefaults() {
 	if c.BM25B == 0 {
 		c.BM25B = 0.4
 	}
+}
+
+// DefaultFormats are the output formats of a layout when --format is not
+// given: JSONL for the JSONL layouts (flagembedding, paper), else Arrow and
+// Parquet.
+func DefaultFormats(layout string) []string {
+	if layout == "flagembedding" || layout == "paper" {
+		return []string{"jsonl"}
+	}
+	return []string{"arrow", "parquet"}
 }
 
 // Validate reports the first setting that cannot work.

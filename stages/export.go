@@ -127,7 +127,6 @@ func ExportStage(extra func() map[string]any) pipeline.Stage {
 type splitWriter struct {
 	dir, name      string
 	layout         string
-	listSize       int
 	files          []*os.File // temporary files, renamed on close
 	finals         []string
 	ipcW           *ipc.Writer
@@ -148,8 +147,8 @@ func (w *splitWriter) create(ext string) (*os.File, error) {
 	return f, nil
 }
 
-func newSplitWriter(dir, name, layout string, listSize int, formats []string, schema *arrow.Schema, mem memory.Allocator) (*splitWriter, error) {
-	w := &splitWriter{dir: dir, name: name, layout: layout, listSize: listSize}
+func newSplitWriter(dir, name, layout string, formats []string, schema *arrow.Schema, mem memory.Allocator) (*splitWriter, error) {
+	w := &splitWriter{dir: dir, name: name, layout: layout}
 	for _, format := range formats {
 		f, err := w.create(format)
 		if err != nil {
@@ -341,7 +340,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		}
 	}()
 	for _, name := range []string{"train", "dev"} {
-		w, err := newSplitWriter(cfg.Out, name, cfg.Layout, cfg.ListSize, cfg.Formats, schema, mem)
+		w, err := newSplitWriter(cfg.Out, name, cfg.Layout, cfg.Formats, schema, mem)
 		if err != nil {
 			return err
 		}

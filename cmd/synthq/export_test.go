@@ -223,10 +223,6 @@ func TestLayouts(t *testing.T) {
 	})
 }
 
-type schemaT = *arrow.Schema
-
-func newStreamReader(f *os.File) (*ipc.Reader, error) { return ipc.NewReader(f) }
-
 func countParquet(t *testing.T, path string) int {
 	t.Helper()
 	pf, err := file.OpenParquetFile(path, false)
@@ -242,14 +238,14 @@ type stRow struct {
 	label []float32
 }
 
-func readArrowRecords(t *testing.T, path string) (schemaT, []stRow) {
+func readArrowRecords(t *testing.T, path string) (*arrow.Schema, []stRow) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rd, err := newStreamReader(f)
+	rd, err := ipc.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +300,7 @@ func TestInteropWithNodeReaders(t *testing.T) {
 		out := export(t, store, "--layout", layout)
 		m := manifestOf(t, out)
 		for _, split := range []string{"train", "dev"} {
-			var schema schemaT
+			var schema *arrow.Schema
 			var rows []row
 			if layout == "sentence-transformers" {
 				var st []stRow

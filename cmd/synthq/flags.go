@@ -197,10 +197,7 @@ func applyTargets(c *cli.Context, cfg *pipeline.Config, onlySet bool) {
 		cfg.Formats = splitList([]string{c.String("format")})
 	}
 	if len(cfg.Formats) == 0 {
-		cfg.Formats = []string{"arrow", "parquet"}
-		if cfg.Layout == "flagembedding" || cfg.Layout == "paper" {
-			cfg.Formats = []string{"jsonl"}
-		}
+		cfg.Formats = pipeline.DefaultFormats(cfg.Layout)
 	}
 }
 

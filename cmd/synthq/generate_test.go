@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/synthq/synthq/internal/fakes"
-	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 )
 
@@ -222,14 +221,7 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run after a partial run: exit %d:\n%s", code, msg)
 	}
 	// The dry run did not change the run's recorded settings.
-	st, err := pipeline.OpenStore(filepath.Join(out, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var cfg pipeline.Config
-	st.GetJSON(pipeline.PrefixMeta+"config", &cfg)
-	if len(cfg.QueryTypes) != 1 {
+	if cfg := storedConfig(t, out); len(cfg.QueryTypes) != 1 {
 		t.Errorf("stored config query types %v: a dry run must not overwrite the run's config", cfg.QueryTypes)
 	}
 }

@@ -375,18 +375,27 @@ func TestSecretsNeverWritten(t *testing.T) {
 	}
 }
 
+// storedConfig reads the run settings a run recorded in OUT/store.
+func storedConfig(t *testing.T, out string) pipeline.Config {
+	t.Helper()
+	st, err := pipeline.OpenStore(filepath.Join(out, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var cfg pipeline.Config
+	if _, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestFlagEnvFilePrecedence(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "synthq.yaml")
 	os.WriteFile(cfgFile, []byte("list-size: 7\nmin-candidates: 3\ncandidates: 30\nquery-types: questions,titles\n"), 0o644)
 	listSize := func(out string) int {
-		st, err := pipeline.OpenStore(filepath.Join(out, "store"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		var cfg pipeline.Config
-		st.GetJSON(pipeline.PrefixMeta+"config", &cfg)
+		cfg := storedConfig(t, out)
 		if cfg.Candidates != 30 || !slices.Equal(cfg.QueryTypes, []string{"questions", "titles"}) {
 			t.Errorf("file values not applied: %+v", cfg)
 		}

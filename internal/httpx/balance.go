@@ -112,7 +112,7 @@ func (b *balancer) done(e *endpoint, ok bool) {
 	}
 }
 
-// served returns the successful attempts per endpoint, in the given order.
+// servedCounts returns the successful attempts per endpoint prefix.
 func (b *balancer) servedCounts() map[string]int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
