@@ -47,10 +47,18 @@ type Config struct {
 	PriceInput      float64        `json:"price_input,omitempty"`  // per 1M prompt tokens
 	PriceOutput     float64        `json:"price_output,omitempty"` // per 1M completion tokens
 
-	// Dedup is how duplicate passages are found before generation: "exact"
-	// (equal normalised title and text; the first in id order keeps its
-	// queries) or "off".
-	Dedup string `json:"dedup"`
+	// Dedup is how duplicate passages are found before generation: "near"
+	// (MinHash over word shingles, Jaccard >= DedupThreshold), "exact"
+	// (equal normalised title and text) or "off". The first in id order keeps
+	// its queries.
+	Dedup          string  `json:"dedup"`
+	DedupThreshold float64 `json:"dedup_threshold"`
+	// MaxPassages > 0 asks about a seeded sample of that many passages only
+	// (all passages stay retrievable).
+	MaxPassages int `json:"max_passages,omitempty"`
+	// Holdout > 0 keeps a seeded sample of that many passages out of
+	// generation (listed in the manifest, for evaluation).
+	Holdout int `json:"holdout,omitempty"`
 
 	// Mining
 	Candidates    int     `json:"candidates"`
@@ -58,6 +66,20 @@ type Config struct {
 	MinCandidates int     `json:"min_candidates"`
 	BM25K1        float64 `json:"bm25_k1"`
 	BM25B         float64 `json:"bm25_b"`
+	// Retrievers are the first-pass runs: "bm25" and/or "dense" (one run per
+	// EmbedModels entry), fused by reciprocal rank fusion with constant RRFK.
+	Retrievers []string `json:"retrievers"`
+	RRFK       int      `json:"rrf_k"`
+	// Dense retrieval through POST /v1/embeddings. With one model, several
+	// EmbedURLs are equivalent servers; with several models, EmbedURLs has
+	// one URL for all or one per model. Prefixes: none, one for all, or one
+	// per model.
+	EmbedURLs       []string `json:"embed_urls,omitempty"`
+	EmbedModels     []string `json:"embed_models,omitempty"`
+	EmbedAPIKey     string   `json:"-"`
+	EmbedBatch      int      `json:"embed_batch,omitempty"`
+	QueryPrefixes   []string `json:"query_prefixes,omitempty"`
+	PassagePrefixes []string `json:"passage_prefixes,omitempty"`
 
 	// Teacher
 	TeacherURLs   []string `json:"teacher_urls"`
@@ -120,7 +142,15 @@ func (c *Config) EnsureDefaults() {
 	defInt(&c.FewShot, 3)
 	defInt(&c.MaxQueryWords, 20)
 	defInt(&c.MaxCopiedWords, 10)
-	def(&c.Dedup, "exact")
+	def(&c.Dedup, "near")
+	if c.DedupThreshold == 0 {
+		c.DedupThreshold = 0.9
+	}
+	if len(c.Retrievers) == 0 {
+		c.Retrievers = []string{"bm25"}
+	}
+	defInt(&c.RRFK, 60)
+	defInt(&c.EmbedBatch, 64)
 	defInt(&c.Candidates, 100)
 	defInt(&c.MinCandidates, 20)
 	def(&c.TeacherAPI, "tei")
@@ -183,11 +213,20 @@ func (c *Config) Validate() error {
 		return err
 	}
 	switch c.Dedup {
-	case "exact", "off":
-	case "near":
-		return fmt.Errorf("--dedup near (MinHash) is not built yet (issue 4): use exact or off")
+	case "near", "exact", "off":
 	default:
-		return fmt.Errorf("--dedup must be exact or off, got %q", c.Dedup)
+		return fmt.Errorf("--dedup must be near, exact or off, got %q", c.Dedup)
+	}
+	switch {
+	case c.DedupThreshold <= 0 || c.DedupThreshold > 1:
+		return fmt.Errorf("--dedup-threshold must be in (0, 1], got %g", c.DedupThreshold)
+	case c.MaxPassages < 0 || c.Holdout < 0:
+		return fmt.Errorf("--max-passages and --holdout must not be negative")
+	case c.RRFK < 1:
+		return fmt.Errorf("--rrf-k must be at least 1, got %d", c.RRFK)
+	}
+	if _, err := c.DenseRuns(); err != nil {
+		return err
 	}
 	switch c.Norm {
 	case "p1p99", "minmax", "none":
@@ -261,10 +300,72 @@ func (c *Config) Teacher() string {
 func (c *Config) Fingerprint() string {
 	cc := *c
 	cc.Corpus, cc.Out, cc.Store = "", "", ""
-	cc.LLMURLs, cc.TeacherURLs = nil, nil
+	cc.LLMURLs, cc.TeacherURLs, cc.EmbedURLs, cc.EmbedBatch = nil, nil, nil, 0
 	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed, cc.TeacherBatch = 0, 0, 0, false, 0
 	cc.Shard = ""
 	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
 	b, _ := json.Marshal(cc)
 	return Fingerprint(string(b))
+}
+
+// DenseRun is one dense first-pass retriever: a model behind one or more
+// equivalent embeddings endpoints, with its input prefixes.
+type DenseRun struct {
+	Model         string
+	URLs          []string
+	QueryPrefix   string
+	PassagePrefix string
+}
+
+// DenseRuns pairs EmbedModels with their URLs and prefixes; empty unless
+// Retrievers holds "dense". An error names the flag that does not fit.
+func (c *Config) DenseRuns() ([]DenseRun, error) {
+	bm25, dense := false, false
+	for _, r := range c.Retrievers {
+		switch r {
+		case "bm25":
+			bm25 = true
+		case "dense":
+			dense = true
+		default:
+			return nil, fmt.Errorf("--retriever: unknown %q (want bm25, dense or bm25,dense)", r)
+		}
+	}
+	if !bm25 && !dense {
+		return nil, fmt.Errorf("--retriever: none given")
+	}
+	if !dense {
+		return nil, nil
+	}
+	m := len(c.EmbedModels)
+	switch {
+	case m == 0:
+		return nil, fmt.Errorf("--retriever dense needs --embed-model")
+	case len(c.EmbedURLs) == 0:
+		return nil, fmt.Errorf("--retriever dense needs --embed-url (an OpenAI-compatible /v1/embeddings server: vLLM, TEI, Infinity, Ollama)")
+	case m > 1 && len(c.EmbedURLs) > 1 && len(c.EmbedURLs) != m:
+		return nil, fmt.Errorf("%d --embed-model values and %d --embed-url values: give one URL for all models or one per model", m, len(c.EmbedURLs))
+	case len(c.QueryPrefixes) > 1 && len(c.QueryPrefixes) != m:
+		return nil, fmt.Errorf("%d --query-prefix values for %d models: give one for all or one per model", len(c.QueryPrefixes), m)
+	case len(c.PassagePrefixes) > 1 && len(c.PassagePrefixes) != m:
+		return nil, fmt.Errorf("%d --passage-prefix values for %d models: give one for all or one per model", len(c.PassagePrefixes), m)
+	}
+	pick := func(vals []string, i int) string {
+		switch len(vals) {
+		case 0:
+			return ""
+		case 1:
+			return vals[0]
+		}
+		return vals[i]
+	}
+	runs := make([]DenseRun, m)
+	for i, model := range c.EmbedModels {
+		urls := c.EmbedURLs
+		if m > 1 && len(urls) > 1 {
+			urls = urls[i : i+1]
+		}
+		runs[i] = DenseRun{Model: model, URLs: urls, QueryPrefix: pick(c.QueryPrefixes, i), PassagePrefix: pick(c.PassagePrefixes, i)}
+	}
+	return runs, nil
 }

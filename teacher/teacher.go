@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/synthq/synthq/internal/httpx"
 )
 
 // Scorer scores passages against a query: one score per passage, in input
@@ -161,7 +163,7 @@ func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]f
 			return nil, fmt.Errorf("teacher %s: read answer: %w", h.cfg.API, err)
 		}
 		if resp.StatusCode/100 != 2 {
-			return nil, fmt.Errorf("teacher %s: POST %s%s: %w", h.cfg.API, h.cfg.URL, h.path, &statusError{resp.StatusCode, errorText(b)})
+			return nil, fmt.Errorf("teacher %s: POST %s%s: %w", h.cfg.API, h.cfg.URL, h.path, &statusError{resp.StatusCode, httpx.ErrorText(b)})
 		}
 		res, err := h.decode(b)
 		if err == nil {
@@ -200,39 +202,6 @@ func byIndex(res []indexed, n int) ([]float32, error) {
 		}
 	}
 	return out, nil
-}
-
-// errorText extracts the message of a JSON error body (TEI: {"error",
-// "error_type"}; OpenAI-style: {"error":{"message"}}; FastAPI: {"detail"}).
-func errorText(b []byte) string {
-	var e struct {
-		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-		Detail  json.RawMessage `json:"detail"`
-	}
-	if json.Unmarshal(b, &e) == nil {
-		var s string
-		if json.Unmarshal(e.Error, &s) == nil && s != "" {
-			return s
-		}
-		var o struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(e.Error, &o) == nil && o.Message != "" {
-			return o.Message
-		}
-		if e.Message != "" {
-			return e.Message
-		}
-		if len(e.Detail) > 0 {
-			return string(e.Detail)
-		}
-	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }
 
 func encodeTEI(_, query string, docs []string) any {

@@ -69,6 +69,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand()},
+		// Prefixes and instructions may hold commas; list flags that take
+		// comma lists (--llm-url) split them themselves.
+		DisableSliceFlagSeparator: true,
+		Commands:                  []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand()},
 	}
 }

@@ -367,3 +367,38 @@ func Probe(ctx context.Context, rawURL string, timeout time.Duration) error {
 	resp.Body.Close()
 	return nil
 }
+
+// ErrorText extracts the message of a JSON error body: OpenAI and vLLM
+// {"error":{"message"}}, TEI {"error","error_type"}, TEI's OpenAI route
+// {"message","code","type"}, FastAPI {"detail"}; otherwise the body's first
+// 200 bytes.
+func ErrorText(b []byte) string {
+	var e struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Detail  json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(b, &e) == nil {
+		var s string
+		if json.Unmarshal(e.Error, &s) == nil && s != "" {
+			return s
+		}
+		var o struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(e.Error, &o) == nil && o.Message != "" {
+			return o.Message
+		}
+		if e.Message != "" {
+			return e.Message
+		}
+		if len(e.Detail) > 0 {
+			return string(e.Detail)
+		}
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
