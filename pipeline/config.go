@@ -262,15 +262,7 @@ func (c *Config) InShard(docID string) bool {
 	if err != nil || n == 1 {
 		return err == nil
 	}
-	// FNV's low residues are badly spread (ids differing in their last
-	// characters can share a residue): mix the bits before the modulo.
-	h := Hash64("shard", docID)
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h%n == i
+	return Mix64(Hash64("shard", docID))%n == i
 }
 
 // Cost is the price of the given token counts at the configured prices

@@ -31,3 +31,14 @@ func Hash64(parts ...string) uint64 {
 	}
 	return h.Sum64()
 }
+
+// Mix64 is splitmix64's finaliser. FNV's bits are poorly spread (ids that
+// differ in their last characters can share low residues): mix them before
+// taking a modulo or comparing hashes as a sample.
+func Mix64(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}

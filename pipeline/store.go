@@ -23,6 +23,7 @@ const (
 	PrefixLLM   = "llm/"   // request fingerprint -> LLM answer (cached work)
 	PrefixHits  = "hits/"  // retrieval fingerprint -> hit list (cached work)
 	PrefixScore = "score/" // teacher fingerprint -> per-passage scores (cached work)
+	PrefixVec   = "vec/"   // embedding fingerprint (model, text with prefix) -> unit float32 vector, little-endian (cached work)
 	PrefixQuery = "q/"     // qid -> query record (derived)
 	PrefixMined = "m/"     // qid -> candidate list (derived)
 	PrefixLabel = "l/"     // qid -> labelled list (derived)

@@ -140,7 +140,7 @@ func minedEnv(b *testing.B, passages int, types []string, concurrency int) *pipe
 	corpus := synthCorpus(b, passages)
 	env := benchEnv(b, corpus, &pipeline.Config{QueryTypes: types, Concurrency: concurrency, Offline: true, MinCandidates: 1})
 	if err := pipeline.Run(context.Background(), env, []pipeline.Stage{
-		GenerateStage(&Deps{Generator: OfflineGenerator{}}), FilterStage(), MineStage()}); err != nil {
+		GenerateStage(&Deps{Generator: OfflineGenerator{}}), FilterStage(), MineStage(nil)}); err != nil {
 		b.Fatal(err)
 	}
 	return env

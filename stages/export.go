@@ -560,8 +560,12 @@ type Manifest struct {
 	Failures         int                            `json:"failures"`
 	Tokens           TokenUse                       `json:"tokens"`
 	Run              map[string]any                 `json:"run,omitempty"`
-	SchemaMetadata   map[string]string              `json:"schema_metadata"`
-	ExportSeconds    float64                        `json:"export_seconds"`
+	// Holdout lists the passages kept out of generation (--holdout), sorted.
+	Holdout []string `json:"holdout_passages,omitempty"`
+	// DuplicatePassages is how many passages got no queries as duplicates.
+	DuplicatePassages int               `json:"duplicate_passages"`
+	SchemaMetadata    map[string]string `json:"schema_metadata"`
+	ExportSeconds     float64           `json:"export_seconds"`
 }
 
 // scoreNotes say what teacher_raw holds for each kind of teacher API.
@@ -620,7 +624,12 @@ func writeManifest(env *pipeline.Env, t *Targets, md map[string]string, stats ma
 	if err != nil {
 		return err
 	}
+	var sel Selection
+	if _, err := env.Store.GetJSON(pipeline.PrefixMeta+"selection", &sel); err != nil {
+		return err
+	}
 	m := Manifest{
+		Holdout: sel.Holdout, DuplicatePassages: len(sel.Duplicates),
 		SynthqVersion: Version, Generator: env.Config.Generator(), Teacher: env.Config.Teacher(),
 		Config: env.Config, Fingerprint: env.Config.Fingerprint(), Templates: tm.Versions(),
 		FewShotPool: plan.pool.Fingerprint(), Targets: t, Stages: stats, SchemaMetadata: md,

@@ -41,7 +41,7 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 	bar := env.Progress.Start("filter", 0)
 	defer bar.Finish()
 	passages := map[string]bool{}
-	dupes, err := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+	skipped, err := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
 		passages[docID] = true
 		q := Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
 		var ans Answer
@@ -87,6 +87,8 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 		return err
 	}
 	c.Add("passages_asked", int64(len(passages)))
-	c.Add("passages_duplicate", dupes)
+	for why, n := range skipped {
+		c.Add("passages_"+why, n)
+	}
 	return batch.Flush()
 }

@@ -87,6 +87,7 @@ func (g *genPlan) request(docID string, doc Passage, qtype string, sample int) (
 type Deps struct {
 	Generator    Generator
 	Scorer       Scorer
+	Embedders    []Embedder // one per cfg.DenseRuns(), in order
 	ProbeLLM     func(ctx context.Context) error
 	ProbeTeacher func(ctx context.Context) error
 }
@@ -274,37 +275,30 @@ type slot struct {
 }
 
 // forEachGroup calls fn for every (passage, type) with its slots, in
-// passage-id order, for the passages of this shard that are not duplicates
-// (with --dedup exact, a passage whose normalised title and text equal an
-// earlier one's, in id order over the whole corpus, so every shard agrees).
-// It returns the number of duplicate passages skipped. Dedup holds one
-// 8-byte hash per distinct passage.
+// passage-id order, for the passages of this shard that the run's Selection
+// asks about (not a duplicate, not held out, in the --max-passages sample).
+// It returns how many of this shard's passages were skipped, by reason.
 func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, slots []slot) error) (int64, error) {
-	seen := map[uint64]bool{}
-	var dupes int64
-	err := st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
+	fn func(docID, qtype string, slots []slot) error) (map[string]int64, error) {
+	sel, err := LoadSelection(ctx, st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	skipped := map[string]int64{}
+	err = st.Scan(pipeline.PrefixDoc, func(docID string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var doc Passage
-		if cfg.Dedup == "exact" || cfg.InShard(docID) {
-			if err := json.Unmarshal(v, &doc); err != nil {
-				return fmt.Errorf("passage %q: %w", docID, err)
-			}
-		}
-		if cfg.Dedup == "exact" {
-			h := pipeline.Hash64(prompts.Normalize(doc.Full()))
-			if seen[h] {
-				if cfg.InShard(docID) {
-					dupes++
-				}
-				return nil
-			}
-			seen[h] = true
-		}
 		if !cfg.InShard(docID) {
 			return nil
+		}
+		if why := sel.Skip(docID); why != "" {
+			skipped[why]++
+			return nil
+		}
+		var doc Passage
+		if err := json.Unmarshal(v, &doc); err != nil {
+			return fmt.Errorf("passage %q: %w", docID, err)
 		}
 		for _, qt := range cfg.QueryTypes {
 			slots := make([]slot, cfg.QueriesPerType)
@@ -321,7 +315,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 		}
 		return nil
 	})
-	return dupes, err
+	return skipped, err
 }
 
 // forEachSlot calls fn for every (passage, type, sample) slot, in passage-id
@@ -329,7 +323,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 // both enumerate slots through forEachGroup, so they always agree on
 // fingerprints.
 func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) (int64, error) {
+	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) (map[string]int64, error) {
 	return forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
 		for _, sl := range slots {
 			if err := fn(docID, qt, sl.sample, sl.req, sl.fp); err != nil {

@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/sourcegraph/conc/stream"
+	"github.com/sourcegraph/conc/pool"
 
 	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/prompts"
 	"github.com/synthq/synthq/retriever"
 )
 
@@ -18,6 +19,7 @@ import (
 const (
 	DropRoundtrip       = "roundtrip_miss"
 	DropFewCandidates   = "few_candidates"
+	DropEmbedFailed     = "query_embedding_failed"
 	RemovedDuplicateDoc = "removed_duplicate_of_source"
 )
 
@@ -27,18 +29,42 @@ type hitList struct {
 	Scores []float32 `json:"scores"`
 }
 
-// MineStage retrieves cfg.Candidates passages for every kept query with the
-// built-in BM25 (Lucene/Anserini-compatible), storing each hit list under the
-// fingerprint of (retriever settings, corpus, k, query). The index is built
-// only when some query's hits are not stored. It applies the round-trip
-// filter (source passage in the top cfg.RoundtripK; 0 disables), removes
-// candidates that duplicate the source passage's text, and drops queries left
-// with fewer than cfg.MinCandidates candidates.
-func MineStage() pipeline.Stage {
-	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages", Run: runMine}
+// Embedder is what dense mining needs of an embeddings endpoint: one
+// unit-length vector per text, in input order; texts the server refuses on
+// their own (too long) get a nil vector and a reason in failed.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) (vecs [][]float32, failed map[int]string, err error)
 }
 
-func runMine(ctx context.Context, env *pipeline.Env) error {
+// mineChunk is how many queries are retrieved together: one dense
+// SearchBatch call and one round of embedding requests.
+const mineChunk = 2048
+
+// MineStage retrieves cfg.Candidates passages for every kept query with each
+// configured first-pass run (BM25, and one dense run per embedding model),
+// storing each run's hit list under the fingerprint of (run settings, corpus,
+// k, query), and fuses the runs by reciprocal rank fusion. An index is built
+// only when some query's hits are not stored; passage and query vectors are
+// stored too, so nothing is embedded twice. It applies the round-trip filter
+// (source passage in the fused top cfg.RoundtripK; 0 disables), removes
+// candidates that duplicate the source passage (equal normalised text, or a
+// near duplicate found by --dedup near), and drops queries left with fewer
+// than cfg.MinCandidates candidates.
+func MineStage(deps *Deps) pipeline.Stage {
+	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages", Run: func(ctx context.Context, env *pipeline.Env) error {
+		return runMine(ctx, env, deps)
+	}}
+}
+
+// firstPass is one retrieval run: a name for counts, the fingerprint of its
+// settings, and a batch search.
+type firstPass struct {
+	name   string
+	fp     string
+	search func(ctx context.Context, qs []string) ([][]retriever.Hit, error)
+}
+
+func runMine(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("mine")
 	if err := st.DropPrefix(pipeline.PrefixMined); err != nil {
@@ -48,67 +74,66 @@ func runMine(ctx context.Context, env *pipeline.Env) error {
 	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta); err != nil {
 		return err
 	}
-	// Passages sharing a text hash duplicate each other.
-	hashOf := map[string]uint64{}
-	groups := map[uint64][]string{}
+	sel, err := LoadSelection(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	// A candidate duplicates the source when their normalised texts are
+	// equal or the selection made one a duplicate of the other's root.
+	normOf := map[string]uint64{}
 	if err := st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
 		var p Passage
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("passage %q: %w", id, err)
 		}
-		hashOf[id] = p.Hash
-		groups[p.Hash] = append(groups[p.Hash], id)
+		normOf[id] = pipeline.Hash64(prompts.Normalize(p.Full()))
 		return nil
 	}); err != nil {
 		return err
 	}
-	var (
-		once  sync.Once
-		index *retriever.BM25
-		ixErr error
-	)
-	getIndex := func() (*retriever.BM25, error) {
-		once.Do(func() {
-			b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
-			ixErr = st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
-				var p Passage
-				if err := json.Unmarshal(v, &p); err != nil {
-					return fmt.Errorf("passage %q: %w", id, err)
-				}
-				b.Add(id, p.Full())
-				return nil
-			})
-			index = b.Build()
-		})
-		return index, ixErr
+	runs, err := firstPasses(ctx, env, deps, meta.SHA256)
+	if err != nil {
+		return err
 	}
-	retFP := pipeline.Fingerprint("bm25/v1", strconv.FormatFloat(cfg.BM25K1, 'g', -1, 64),
-		strconv.FormatFloat(cfg.BM25B, 'g', -1, 64), meta.SHA256, strconv.Itoa(cfg.Candidates))
 
 	total, _ := st.Count(pipeline.PrefixQuery)
 	bar := env.Progress.Start("mine", int64(total))
 	defer bar.Finish()
 	batch := st.NewBatch()
 	defer batch.Cancel()
-	s := stream.New().WithMaxGoroutines(runtime.GOMAXPROCS(0) * 2)
-	var firstErr error
-	var errMu sync.Mutex
-	setErr := func(err error) {
-		errMu.Lock()
-		if firstErr == nil {
-			firstErr = err
+	var chunk []Query
+	var qids []string
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
 		}
-		errMu.Unlock()
+		lists := make([][]hitList, len(chunk)) // query -> run -> hits
+		for i := range lists {
+			lists[i] = make([]hitList, len(runs))
+		}
+		for r, run := range runs {
+			if err := hitsFor(ctx, st, run, chunk, lists, r, c); err != nil {
+				return err
+			}
+		}
+		for i, q := range chunk {
+			m := mineOne(cfg, q, lists[i], normOf, sel)
+			if m.Drop != "" {
+				c.Add("drop_"+m.Drop, 1)
+			} else {
+				c.Add("kept", 1)
+			}
+			if err := batch.PutJSON(pipeline.PrefixMined+qids[i], m); err != nil {
+				return err
+			}
+		}
+		bar.Add(int64(len(chunk)))
+		chunk, qids = chunk[:0], qids[:0]
+		return nil
 	}
-	scanErr := st.Scan(pipeline.PrefixQuery, func(qid string, v []byte) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		errMu.Lock()
-		ferr := firstErr
-		errMu.Unlock()
-		if ferr != nil {
-			return ferr
+	if err := st.Scan(pipeline.PrefixQuery, func(qid string, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		var q Query
 		if err := json.Unmarshal(v, &q); err != nil {
@@ -118,74 +143,220 @@ func runMine(ctx context.Context, env *pipeline.Env) error {
 			bar.Add(1)
 			return nil
 		}
-		s.Go(func() stream.Callback {
-			m, cached, err := mineOne(ctx, st, getIndex, retFP, cfg, q, hashOf, groups)
-			return func() {
-				bar.Add(1)
-				if err != nil {
-					setErr(fmt.Errorf("query %s: %w", qid, err))
-					return
-				}
-				if cached {
-					c.Add("cached", 1)
-				} else {
-					c.Add("searched", 1)
-				}
-				if m.Drop != "" {
-					c.Add("drop_"+m.Drop, 1)
-				} else {
-					c.Add("kept", 1)
-				}
-				if err := batch.PutJSON(pipeline.PrefixMined+qid, m); err != nil {
-					setErr(err)
-				}
-			}
-		})
+		chunk, qids = append(chunk, q), append(qids, qid)
+		if len(chunk) == mineChunk {
+			return flush()
+		}
 		return nil
-	})
-	s.Wait()
-	if scanErr != nil {
-		return scanErr
+	}); err != nil {
+		return err
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := flush(); err != nil {
+		return err
 	}
 	return batch.Flush()
 }
 
-func mineOne(ctx context.Context, st *pipeline.Store, getIndex func() (*retriever.BM25, error), retFP string,
-	cfg *pipeline.Config, q Query, hashOf map[string]uint64, groups map[uint64][]string) (Mined, bool, error) {
-	key := pipeline.PrefixHits + pipeline.Fingerprint(retFP, q.Text)
-	var hl hitList
-	cached, err := st.GetJSON(key, &hl)
-	if err != nil {
-		return Mined{}, false, err
+// hitsFor fills lists[i][r] for every query of the chunk from the store, or
+// by searching run r for the queries whose hits are not stored (then
+// stored). A query the embedder refused gets no hits from that run.
+func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []Query, lists [][]hitList, r int, c *pipeline.Counters) error {
+	var missing []int
+	for i, q := range chunk {
+		ok, err := st.GetJSON(pipeline.PrefixHits+pipeline.Fingerprint(run.fp, q.Text), &lists[i][r])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, i)
+		}
 	}
-	if !cached {
-		ix, err := getIndex()
-		if err != nil {
-			return Mined{}, false, err
+	c.Add(run.name+"_cached", int64(len(chunk)-len(missing)))
+	if len(missing) == 0 {
+		return nil
+	}
+	texts := make([]string, len(missing))
+	for j, i := range missing {
+		texts[j] = chunk[i].Text
+	}
+	hits, err := run.search(ctx, texts)
+	if err != nil {
+		return fmt.Errorf("%s search: %w", run.name, err)
+	}
+	c.Add(run.name+"_searched", int64(len(missing)))
+	b := st.NewBatch()
+	defer b.Cancel()
+	for j, i := range missing {
+		if hits[j] == nil {
+			continue // refused by the embedder: not stored, asked again next run
 		}
-		hits, err := ix.Search(ctx, q.Text, cfg.Candidates)
-		if err != nil {
-			return Mined{}, false, err
+		// Non-nil even when empty: nil marks a refused query.
+		hl := hitList{IDs: make([]string, len(hits[j])), Scores: make([]float32, len(hits[j]))}
+		for k, h := range hits[j] {
+			hl.IDs[k], hl.Scores[k] = h.DocID, h.Score
 		}
-		hl = hitList{IDs: make([]string, len(hits)), Scores: make([]float32, len(hits))}
-		for i, h := range hits {
-			hl.IDs[i], hl.Scores[i] = h.DocID, h.Score
+		lists[i][r] = hl
+		if err := b.PutJSON(pipeline.PrefixHits+pipeline.Fingerprint(run.fp, chunk[i].Text), hl); err != nil {
+			return err
 		}
-		if err := st.PutJSON(key, hl); err != nil {
-			return Mined{}, false, err
+	}
+	return b.Flush()
+}
+
+// firstPasses builds the configured runs. Indexes are built lazily, on the
+// first query whose hits are not stored.
+func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA string) ([]firstPass, error) {
+	cfg, st := env.Config, env.Store
+	dense, err := cfg.DenseRuns()
+	if err != nil {
+		return nil, err
+	}
+	var runs []firstPass
+	for _, name := range cfg.Retrievers {
+		if name != "bm25" {
+			continue
+		}
+		var (
+			once  sync.Once
+			index *retriever.BM25
+			ixErr error
+		)
+		fp := pipeline.Fingerprint("bm25/v1", strconv.FormatFloat(cfg.BM25K1, 'g', -1, 64),
+			strconv.FormatFloat(cfg.BM25B, 'g', -1, 64), corpusSHA, strconv.Itoa(cfg.Candidates))
+		runs = append(runs, firstPass{name: "bm25", fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
+			once.Do(func() { index, ixErr = buildBM25(st, cfg) })
+			if ixErr != nil {
+				return nil, ixErr
+			}
+			out := make([][]retriever.Hit, len(qs))
+			p := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(runtime.GOMAXPROCS(0))
+			per := (len(qs) + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+			for lo := 0; lo < len(qs); lo += per {
+				hi := min(lo+per, len(qs))
+				p.Go(func(ctx context.Context) error {
+					for i := lo; i < hi; i++ {
+						h, err := index.Search(ctx, qs[i], cfg.Candidates)
+						if err != nil {
+							return err
+						}
+						out[i] = h
+					}
+					return nil
+				})
+			}
+			return out, p.Wait()
+		}})
+	}
+	if len(dense) > 0 && (deps == nil || len(deps.Embedders) != len(dense)) {
+		return nil, fmt.Errorf("mine: %d dense runs configured but %d embedders given", len(dense), embeddersOf(deps))
+	}
+	for i, d := range dense {
+		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: cfg.Concurrency,
+			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: env.Counters("mine"), progress: env.Progress}
+		var (
+			once  sync.Once
+			index *retriever.Dense
+			ixErr error
+		)
+		name := "dense"
+		if len(dense) > 1 {
+			name = "dense" + strconv.Itoa(i)
+		}
+		fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, corpusSHA, strconv.Itoa(cfg.Candidates))
+		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
+			once.Do(func() { index, ixErr = vc.passageIndex(ctx, d.PassagePrefix) })
+			if ixErr != nil {
+				return nil, ixErr
+			}
+			texts := make([]string, len(qs))
+			for j, q := range qs {
+				texts[j] = d.QueryPrefix + q
+			}
+			vecs, failed, err := vc.vectors(ctx, texts, "query")
+			if err != nil {
+				return nil, err
+			}
+			var ok [][]float32
+			var at []int
+			for j, v := range vecs {
+				if v != nil {
+					ok, at = append(ok, v), append(at, j)
+				}
+			}
+			vc.counters.Add("query_embedding_failed", int64(len(failed)))
+			res, err := index.SearchBatch(ctx, ok, cfg.Candidates, 0)
+			if err != nil {
+				return nil, err
+			}
+			out := make([][]retriever.Hit, len(qs))
+			for k, j := range at {
+				out[j] = res[k]
+				if out[j] == nil {
+					out[j] = []retriever.Hit{}
+				}
+			}
+			return out, nil
+		}})
+	}
+	return runs, nil
+}
+
+func embeddersOf(d *Deps) int {
+	if d == nil {
+		return 0
+	}
+	return len(d.Embedders)
+}
+
+func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error) {
+	b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
+	err := st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
+		var p Passage
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("passage %q: %w", id, err)
+		}
+		b.Add(id, p.Full())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.Build(), nil
+}
+
+// mineOne fuses a query's run lists and applies the filters.
+func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]uint64, sel *Selection) Mined {
+	var ids []string
+	switch {
+	case len(lists) == 1:
+		ids = lists[0].IDs
+	default:
+		ranked := make([][]string, len(lists))
+		for r, l := range lists {
+			ranked[r] = l.IDs
+		}
+		for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, ranked...) {
+			ids = append(ids, f.ID)
 		}
 	}
 	m := Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
-	srcHash := hashOf[q.DocID]
-	dupes := groups[srcHash]
+	refused := 0
+	for _, l := range lists {
+		if l.IDs == nil {
+			refused++
+		}
+	}
+	if refused == len(lists) {
+		// Every run refused the query (the embedder could not take it).
+		m.Drop = DropEmbedFailed
+		return m
+	}
+	srcNorm, srcRoot := normOf[q.DocID], sel.Root(q.DocID)
 	srcRank := 0
-	for i, id := range hl.IDs {
+	for i, id := range ids {
 		if id == q.DocID {
 			srcRank = i + 1
-		} else if len(dupes) > 1 && hashOf[id] == srcHash {
+		} else if normOf[id] == srcNorm || sel.Root(id) == srcRoot {
 			continue // a copy of the source passage is not a negative
 		}
 		m.DocIDs = append(m.DocIDs, id)
@@ -206,5 +377,5 @@ func mineOne(ctx context.Context, st *pipeline.Store, getIndex func() (*retrieve
 	if m.Drop != "" {
 		m.DocIDs, m.Ranks = nil, nil
 	}
-	return m, cached, nil
+	return m
 }

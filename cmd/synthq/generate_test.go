@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synthq/synthq/internal/fakes"
+	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 )
 
@@ -313,32 +315,104 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-// --dedup exact: a passage whose normalised title and text equal an earlier
-// one's gets no queries (counted); --dedup off asks about it too.
-func TestExactPassageDedup(t *testing.T) {
+// --dedup near finds an exact copy (other case and punctuation) and a near
+// copy (one word appended: Jaccard 0.97 over word 5-shingles); exact finds
+// only the first; off asks about both. Neither duplicate gets queries, and
+// a candidate list never holds a duplicate of its source passage.
+func TestPassageDedup(t *testing.T) {
 	dir := t.TempDir()
 	b := readFile(t, corpus)
-	// kb900 repeats kb001 with other case and punctuation: a duplicate.
-	var p struct{ Title, Text string }
-	json.Unmarshal([]byte(strings.SplitN(b, "\n", 2)[0]), &p)
-	dup, _ := json.Marshal(map[string]string{"_id": "kb900", "title": strings.ToUpper(p.Title), "text": strings.ReplaceAll(p.Text, ".", " .")})
+	lines := strings.SplitN(b, "\n", 3)
+	var p1, p2 struct{ Title, Text string }
+	json.Unmarshal([]byte(lines[0]), &p1)
+	json.Unmarshal([]byte(lines[1]), &p2)
+	exact, _ := json.Marshal(map[string]string{"_id": "kb900", "title": strings.ToUpper(p1.Title), "text": strings.ReplaceAll(p1.Text, ".", " .")})
+	near, _ := json.Marshal(map[string]string{"_id": "kb901", "title": p2.Title, "text": p2.Text + " Updated"})
 	c := filepath.Join(dir, "corpus.jsonl")
-	os.WriteFile(c, []byte(b+string(dup)+"\n"), 0o644)
+	os.WriteFile(c, []byte(b+string(exact)+"\n"+string(near)+"\n"), 0o644)
 	for _, tc := range []struct {
 		mode        string
 		asked, dups int64
-	}{{"exact", 40, 1}, {"off", 41, 0}} {
+	}{{"near", 40, 2}, {"exact", 41, 1}, {"off", 42, 0}} {
 		out := filepath.Join(dir, tc.mode)
 		code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", c, "--out", out, "--quiet", "--min-candidates", "5", "--dedup", tc.mode)
 		if code != 0 {
 			t.Fatalf("--dedup %s: exit %d: %s", tc.mode, code, msg)
 		}
-		f := manifestOf(t, out).Stages["filter"].Counts
+		m := manifestOf(t, out)
+		f := m.Stages["filter"].Counts
 		if f["passages_asked"] != tc.asked || f["passages_duplicate"] != tc.dups || f["answers"] != tc.asked*6 {
 			t.Errorf("--dedup %s: filter counts %v", tc.mode, f)
 		}
+		if m.DuplicatePassages != int(tc.dups) {
+			t.Errorf("--dedup %s: manifest duplicate_passages %d, want %d", tc.mode, m.DuplicatePassages, tc.dups)
+		}
+		if tc.mode == "near" {
+			_, rows := readArrow(t, filepath.Join(out, "train.arrow"))
+			for _, r := range rows {
+				for _, d := range r.DocIDs {
+					if pair := r.Source + "/" + d; pair == "kb001/kb900" || pair == "kb002/kb901" {
+						t.Errorf("a list of %s holds its duplicate %s", r.Source, d)
+					}
+				}
+			}
+		}
 	}
-	if code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", c, "--out", t.TempDir(), "--dedup", "near"); code != exitError || !strings.Contains(msg, "not built yet") {
-		t.Errorf("--dedup near: exit %d: %s", code, msg)
+}
+
+// --holdout N keeps N passages out of generation and lists them in the
+// manifest; --max-passages N asks about a seeded sample of N, and a larger
+// N keeps the smaller sample (a resumed run reuses its answers).
+func TestHoldoutAndSample(t *testing.T) {
+	dir := t.TempDir()
+	asked := func(out string, extra ...string) (map[string]bool, stages.Manifest) {
+		args := append([]string{"run", "--offline", "--corpus", corpus, "--out", out, "--quiet", "--min-candidates", "5"}, extra...)
+		if code, msg := synthq(t, context.Background(), args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, msg)
+		}
+		st, err := pipeline.OpenStore(filepath.Join(out, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		docs := map[string]bool{}
+		st.Scan(pipeline.PrefixQuery, func(_ string, v []byte) error {
+			var q stages.Query
+			json.Unmarshal(v, &q)
+			docs[q.DocID] = true
+			return nil
+		})
+		return docs, manifestOf(t, out)
+	}
+	docs, m := asked(filepath.Join(dir, "h"), "--holdout", "3")
+	if len(m.Holdout) != 3 || len(docs) != 37 || m.Stages["filter"].Counts["passages_holdout"] != 3 {
+		t.Fatalf("--holdout 3: manifest lists %v, %d passages asked, counts %v", m.Holdout, len(docs), m.Stages["filter"].Counts)
+	}
+	for _, h := range m.Holdout {
+		if docs[h] {
+			t.Errorf("held-out passage %s got queries", h)
+		}
+	}
+	out := filepath.Join(dir, "s")
+	small, m := asked(out, "--holdout", "3", "--max-passages", "10")
+	if len(small) != 10 || m.Stages["filter"].Counts["passages_not_sampled"] != 27 {
+		t.Fatalf("--max-passages 10: %d asked, counts %v", len(small), m.Stages["filter"].Counts)
+	}
+	large, _ := asked(out, "--holdout", "3", "--max-passages", "15")
+	if len(large) != 15 {
+		t.Fatalf("--max-passages 15: %d asked", len(large))
+	}
+	for d := range small {
+		if !large[d] {
+			t.Errorf("passage %s of the 10-sample is not in the 15-sample", d)
+		}
+	}
+	again, _ := asked(filepath.Join(dir, "s2"), "--holdout", "3", "--max-passages", "10")
+	if fmt.Sprint(again) != fmt.Sprint(small) {
+		t.Error("the same seed drew another sample")
+	}
+	other, _ := asked(filepath.Join(dir, "s3"), "--holdout", "3", "--max-passages", "10", "--seed", "2")
+	if fmt.Sprint(other) == fmt.Sprint(small) {
+		t.Error("another seed drew the same sample")
 	}
 }

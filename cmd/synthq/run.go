@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/synthq/synthq/embed"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
@@ -83,7 +84,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	all := []pipeline.Stage{
 		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
-		stages.MineStage(), stages.LabelStage(deps), stages.ExportStage(extra),
+		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),
 	}
 	if err := pipeline.Run(ctx, env, all); err != nil {
 		return err
@@ -142,9 +143,23 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 // buildDeps makes the generator and teacher for cfg, and a function that
 // reports run facts (retries, score kind) for the manifest.
 func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[string]any, error) {
+	embedders, embedHTTP, err := buildEmbedders(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	embedFacts := func(m map[string]any) map[string]any {
+		for i, h := range embedHTTP {
+			k := "embed_retries"
+			if len(embedHTTP) > 1 {
+				k = fmt.Sprintf("embed%d_retries", i)
+			}
+			m[k] = h.Retries()
+		}
+		return m
+	}
 	if cfg.Offline {
-		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}},
-			func() map[string]any { return map[string]any{"teacher_score_kind": "lexical"} }, nil
+		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}, Embedders: embedders},
+			func() map[string]any { return embedFacts(map[string]any{"teacher_score_kind": "lexical"}) }, nil
 	}
 	llmHTTP := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		ExtraBody: stages.LLMExtraBody(cfg), Endpoints: cfg.LLMURLs,
@@ -159,6 +174,7 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 	deps := &stages.Deps{
 		Generator: stages.NewOpenAIGenerator(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP),
 		Scorer:    sc,
+		Embedders: embedders,
 		ProbeLLM: func(ctx context.Context) error {
 			return probeAll(ctx, "LLM", cfg.LLMURLs, "/models", log)
 		},
@@ -171,7 +187,7 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		kind = d.ScoreKind()
 	}
 	return deps, func() map[string]any {
-		m := map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind}
+		m := embedFacts(map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind})
 		if s := llmHTTP.Served(); s != nil {
 			m["llm_served_by_endpoint"] = s
 		}
@@ -180,6 +196,26 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		}
 		return m
 	}, nil
+}
+
+// buildEmbedders makes one embeddings client per dense run, each over its
+// own HTTP client (retries, balancing over the run's URLs).
+func buildEmbedders(cfg *pipeline.Config) ([]stages.Embedder, []*httpx.Client, error) {
+	runs, err := cfg.DenseRuns()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []stages.Embedder
+	var hcs []*httpx.Client
+	for _, r := range runs {
+		hc := httpx.New(&httpx.Options{MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout, Endpoints: r.URLs})
+		e, err := embed.New(embed.Config{URL: r.URLs[0], Model: r.Model, APIKey: cfg.EmbedAPIKey, Batch: cfg.EmbedBatch, Doer: hc})
+		if err != nil {
+			return nil, nil, err
+		}
+		out, hcs = append(out, e), append(hcs, hc)
+	}
+	return out, hcs, nil
 }
 
 // probeAll checks every endpoint: it fails only if none answers, and names

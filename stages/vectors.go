@@ -1,0 +1,184 @@
+package stages
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/retriever"
+)
+
+// vectorCache embeds texts through an Embedder and keeps every vector in the
+// store under vec/<fingerprint(model, text)> (the text with its prefix), so
+// a resumed or repeated run never embeds a text twice. A vector costs 4·dim
+// bytes in the store.
+type vectorCache struct {
+	st          *pipeline.Store
+	emb         Embedder
+	model       string
+	concurrency int
+	batch       int
+	retryFailed bool // embed passages recorded as refused again
+	counters    *pipeline.Counters
+	progress    *pipeline.Progress
+}
+
+func (vc *vectorCache) key(text string) string {
+	return pipeline.PrefixVec + pipeline.Fingerprint("vec/v1", vc.model, text)
+}
+
+func encodeVec(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func decodeVec(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+// vectors returns one vector per text (prefix included), reading stored
+// ones and embedding the rest: batches of vc.batch texts, vc.concurrency
+// requests in flight, each batch stored as it arrives (an interrupted run
+// keeps what it paid for). Refused texts get nil and a reason in failed.
+func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string) ([][]float32, map[int]string, error) {
+	out := make([][]float32, len(texts))
+	var missing []int
+	for i, t := range texts {
+		b, ok, err := vc.st.Get(vc.key(t))
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out[i] = decodeVec(b)
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)))
+	failed := map[int]string{}
+	if len(missing) == 0 {
+		return out, failed, nil
+	}
+	var mu sync.Mutex
+	p := pool.New().WithErrors().WithContext(ctx).WithFirstError().WithMaxGoroutines(max(vc.concurrency, 1))
+	step := max(vc.batch, 1)
+	for lo := 0; lo < len(missing); lo += step {
+		idx := missing[lo:min(lo+step, len(missing))]
+		p.Go(func(ctx context.Context) error {
+			in := make([]string, len(idx))
+			for j, i := range idx {
+				in[j] = texts[i]
+			}
+			vecs, bad, err := vc.emb.Embed(ctx, in)
+			if err != nil {
+				return err
+			}
+			b := vc.st.NewBatch()
+			defer b.Cancel()
+			mu.Lock()
+			defer mu.Unlock()
+			for j, i := range idx {
+				if reason, refused := bad[j]; refused {
+					failed[i] = reason
+					continue
+				}
+				out[i] = vecs[j]
+				if err := b.Put(vc.key(texts[i]), encodeVec(vecs[j])); err != nil {
+					return err
+				}
+			}
+			vc.counters.Add(what+"_vectors_embedded", int64(len(idx)-len(bad)))
+			return b.Flush()
+		})
+	}
+	if err := p.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return out, failed, nil
+}
+
+// passageIndex embeds every passage not embedded yet (prefix, title, text)
+// and loads all vectors into an exact dense index, in passage-id order. A
+// passage the embedder refuses even alone is recorded as a failed item of
+// the mine stage and left out of the dense index (BM25 still finds it).
+// Memory: 4·dim bytes per passage, plus one chunk of texts.
+func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retriever.Dense, error) {
+	total, _ := vc.st.Count(pipeline.PrefixDoc)
+	bar := vc.progress.Start("embed", int64(total))
+	defer bar.Finish()
+	var index *retriever.Dense
+	chunk := max(vc.batch*max(vc.concurrency, 1)*4, 1024)
+	var ids, texts []string
+	flush := func() error {
+		vecs, failed, err := vc.vectors(ctx, texts, "passage")
+		if err != nil {
+			return err
+		}
+		b := vc.st.NewBatch()
+		defer b.Cancel()
+		for i, v := range vecs {
+			if v == nil {
+				vc.counters.Add("passage_embedding_failed", 1)
+				f := Failure{Stage: "mine", Item: "passage " + ids[i], Reason: "embedding refused: " + failed[i]}
+				if err := b.PutJSON(failKey(pipeline.Fingerprint("embed-passage", vc.model, ids[i])), f); err != nil {
+					return err
+				}
+				continue
+			}
+			if index == nil {
+				index = retriever.NewDense(len(v))
+			}
+			if err := index.Add(ids[i], v); err != nil {
+				return fmt.Errorf("passage %s: %w (the embedding model answered vectors of different sizes)", ids[i], err)
+			}
+		}
+		bar.Add(int64(len(ids)))
+		ids, texts = ids[:0], texts[:0]
+		return b.Flush()
+	}
+	err := vc.st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
+		var p Passage
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("passage %q: %w", id, err)
+		}
+		fk := failKey(pipeline.Fingerprint("embed-passage", vc.model, id))
+		if failed, err := vc.st.Has(fk); err != nil {
+			return err
+		} else if failed && !vc.retryFailed {
+			vc.counters.Add("passage_embedding_failed", 1)
+			return nil // refused before: not asked again without --retry-failed
+		} else if failed {
+			if err := vc.st.Delete(fk); err != nil {
+				return err
+			}
+		}
+		ids, texts = append(ids, id), append(texts, prefix+p.Full())
+		if len(ids) == chunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(ids) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if index == nil {
+		return nil, fmt.Errorf("dense index: no passage could be embedded")
+	}
+	return index, nil
+}
