@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 
+	"github.com/sourcegraph/conc/pool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
 	"github.com/synthq/synthq/stages"
 )
+
+// evalDepth is how many passages each run retrieves per query (R@1000).
+const evalDepth = 1000
 
 func evalCommand() *cli.Command {
 	return &cli.Command{
@@ -18,64 +25,211 @@ func evalCommand() *cli.Command {
 		Flags: append(corpusFlags(),
 			&cli.StringFlag{Name: "queries", Usage: "BEIR queries.jsonl", Required: true},
 			&cli.StringFlag{Name: "qrels", Usage: "BEIR qrels TSV (header optional, LF or CRLF)", Required: true},
-			&cli.StringFlag{Name: "retriever", Value: "bm25", Usage: "retriever to evaluate: bm25"},
-			&cli.Float64Flag{Name: "bm25-k1", Value: 0.9},
-			&cli.Float64Flag{Name: "bm25-b", Value: 0.4},
-			&cli.BoolFlag{Name: "json", Usage: "print the metrics as JSON"},
+			str("retriever", "bm25", "retriever to evaluate: bm25 | dense | bm25,dense (fused by reciprocal rank fusion)"),
+			float("bm25-k1", 0.9, "BM25 k1"),
+			float("bm25-b", 0.4, "BM25 b"),
+			integer("rrf-k", 60, "reciprocal rank fusion constant k"),
+			strs("embed-url", "embeddings server base URL (see run --help)"),
+			strs("embed-model", "embedding model name; repeat for several dense runs"),
+			secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
+			integer("embed-batch", 64, "texts per embeddings request"),
+			rawStrs("query-prefix", "text put before every query for the embedding model"),
+			rawStrs("passage-prefix", "text put before every passage for the embedding model"),
+			integer("concurrency", 16, "embeddings requests in flight"),
+			integer("max-retries", 8, "retries of a failed request"),
+			&cli.BoolFlag{Name: "json", Usage: `print {"ndcg@10","recall@100","recall@1000","mrr@10","queries"} as JSON`},
 			&cli.StringFlag{Name: "run", Usage: "write the top 1000 per query as a TREC run file"},
 		),
-		Action: func(c *cli.Context) error {
-			if c.String("retriever") != "bm25" {
-				return fmt.Errorf("--retriever %q: only bm25 is built in so far", c.String("retriever"))
-			}
-			qrels, err := retriever.ReadQrels(c.String("qrels"))
-			if err != nil {
+		Action: runEval,
+	}
+}
+
+func runEval(c *cli.Context) error {
+	cfg := &pipeline.Config{
+		Retrievers: splitList([]string{c.String("retriever")}), RRFK: c.Int("rrf-k"),
+		EmbedURLs: splitList(c.StringSlice("embed-url")), EmbedModels: splitList(c.StringSlice("embed-model")),
+		EmbedAPIKey: c.String("embed-api-key"), EmbedBatch: c.Int("embed-batch"),
+		QueryPrefixes: c.StringSlice("query-prefix"), PassagePrefixes: c.StringSlice("passage-prefix"),
+		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"),
+	}
+	cfg.EnsureDefaults()
+	dense, err := cfg.DenseRuns()
+	if err != nil {
+		return err
+	}
+	embedders, _, err := buildEmbedders(cfg)
+	if err != nil {
+		return err
+	}
+	qrels, err := retriever.ReadQrels(c.String("qrels"))
+	if err != nil {
+		return err
+	}
+	queries, err := retriever.ReadQueries(c.String("queries"))
+	if err != nil {
+		return err
+	}
+	var judged []retriever.Query
+	for _, q := range queries {
+		if _, ok := qrels[q.ID]; ok {
+			judged = append(judged, q) // queries without judgments are skipped
+		}
+	}
+	var ids, texts []string
+	if _, err := stages.ReadCorpus(c.Context, c.String("corpus"), stages.CorpusOptions{
+		IDField: c.String("id-field"), TextField: c.String("text-field"), TitleField: c.String("title-field"),
+		SkipInvalid: c.Bool("skip-invalid")}, map[string]int64{}, func(r stages.Record) error {
+		ids = append(ids, r.ID)
+		texts = append(texts, r.Title+" "+r.Text)
+		return nil
+	}); err != nil {
+		return err
+	}
+	var lists [][][]retriever.Hit // run -> query -> hits
+	names := []string{}
+	for _, r := range cfg.Retrievers {
+		if r != "bm25" {
+			continue
+		}
+		b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(c.Float64("bm25-k1")), B: float32(c.Float64("bm25-b"))})
+		for i := range ids {
+			b.Add(ids[i], texts[i])
+		}
+		ix := b.Build()
+		res := make([][]retriever.Hit, len(judged))
+		for i, q := range judged {
+			if res[i], err = ix.Search(c.Context, q.Text, evalDepth); err != nil {
 				return err
 			}
-			queries, err := retriever.ReadQueries(c.String("queries"))
-			if err != nil {
-				return err
-			}
-			b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(c.Float64("bm25-k1")), B: float32(c.Float64("bm25-b"))})
-			skipped := map[string]int64{}
-			if _, err := stages.ReadCorpus(c.Context, c.String("corpus"), stages.CorpusOptions{
-				IDField: c.String("id-field"), TextField: c.String("text-field"), TitleField: c.String("title-field"),
-				SkipInvalid: c.Bool("skip-invalid")}, skipped, func(r stages.Record) error {
-				b.Add(r.ID, r.Title+" "+r.Text)
-				return nil
-			}); err != nil {
-				return err
-			}
-			ix := b.Build()
-			var runF *os.File
-			if p := c.String("run"); p != "" {
-				if runF, err = os.Create(p); err != nil {
-					return fmt.Errorf("create run file: %w", err)
+		}
+		lists, names = append(lists, res), append(names, "bm25")
+	}
+	for i, d := range dense {
+		res, err := evalDense(c.Context, embedders[i], d, cfg, ids, texts, judged)
+		if err != nil {
+			return fmt.Errorf("dense run %s: %w", d.Model, err)
+		}
+		lists, names = append(lists, res), append(names, "dense:"+d.Model)
+	}
+	runs := map[string][]string{}
+	tag := "synthq-" + c.String("retriever")
+	var runF *os.File
+	if p := c.String("run"); p != "" {
+		if runF, err = os.Create(p); err != nil {
+			return fmt.Errorf("create run file: %w", err)
+		}
+		defer runF.Close()
+	}
+	for qi, q := range judged {
+		if len(lists) == 1 {
+			for _, h := range lists[0][qi] {
+				runs[q.ID] = append(runs[q.ID], h.DocID)
+				if runF != nil {
+					fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, h.DocID, h.Rank, h.Score, tag)
 				}
-				defer runF.Close()
 			}
-			runs := map[string][]string{}
-			for _, q := range queries {
-				if _, judged := qrels[q.ID]; !judged {
-					continue
-				}
-				hits, err := ix.Search(c.Context, q.Text, 1000)
+			continue
+		}
+		ranked := make([][]string, len(lists))
+		for r := range lists {
+			for _, h := range lists[r][qi] {
+				ranked[r] = append(ranked[r], h.DocID)
+			}
+		}
+		for rank, f := range retriever.RRF(cfg.RRFK, evalDepth, ranked...) {
+			runs[q.ID] = append(runs[q.ID], f.ID)
+			if runF != nil {
+				fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, f.ID, rank+1, f.Score, tag)
+			}
+		}
+	}
+	if runF != nil {
+		if err := runF.Close(); err != nil {
+			return fmt.Errorf("write run file: %w", err)
+		}
+	}
+	m := retriever.Evaluate(qrels, runs)
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(m)
+	}
+	fmt.Fprintf(c.App.Writer, "%v: queries %d  nDCG@10 %.4f  R@100 %.4f  R@1000 %.4f  MRR@10 %.4f\n", names, m.Queries, m.NDCG10, m.Recall100, m.Recall1k, m.MRR10)
+	return nil
+}
+
+// evalDense embeds the corpus and the queries (nothing is stored: eval has
+// no store) and searches exactly. A passage the server refuses is left out
+// of the index and reported; a refused query retrieves nothing.
+func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cfg *pipeline.Config, ids, texts []string, qs []retriever.Query) ([][]retriever.Hit, error) {
+	embedAll := func(in []string) ([][]float32, int, error) {
+		out := make([][]float32, len(in))
+		var mu sync.Mutex
+		refused := 0
+		p := pool.New().WithErrors().WithContext(ctx).WithFirstError().WithMaxGoroutines(cfg.Concurrency)
+		step := cfg.EmbedBatch
+		for lo := 0; lo < len(in); lo += step {
+			hi := min(lo+step, len(in))
+			p.Go(func(ctx context.Context) error {
+				vecs, failed, err := emb.Embed(ctx, in[lo:hi])
 				if err != nil {
 					return err
 				}
-				for _, h := range hits {
-					runs[q.ID] = append(runs[q.ID], h.DocID)
-					if runF != nil {
-						fmt.Fprintf(runF, "%s Q0 %s %d %.6f synthq-bm25\n", q.ID, h.DocID, h.Rank, h.Score)
-					}
-				}
-			}
-			m := retriever.Evaluate(qrels, runs)
-			if c.Bool("json") {
-				return json.NewEncoder(c.App.Writer).Encode(m)
-			}
-			fmt.Fprintf(c.App.Writer, "queries %d  nDCG@10 %.4f  R@100 %.4f  R@1000 %.4f  MRR@10 %.4f\n", m.Queries, m.NDCG10, m.Recall100, m.Recall1k, m.MRR10)
-			return nil
-		},
+				copy(out[lo:hi], vecs)
+				mu.Lock()
+				refused += len(failed)
+				mu.Unlock()
+				return nil
+			})
+		}
+		return out, refused, p.Wait()
 	}
+	pin := make([]string, len(texts))
+	for i, t := range texts {
+		pin[i] = d.PassagePrefix + t
+	}
+	pv, refused, err := embedAll(pin)
+	if err != nil {
+		return nil, err
+	}
+	if refused > 0 {
+		fmt.Fprintf(os.Stderr, "warning: the embeddings server refused %d passages; they are not in the dense index\n", refused)
+	}
+	var ix *retriever.Dense
+	for i, v := range pv {
+		if v == nil {
+			continue
+		}
+		if ix == nil {
+			ix = retriever.NewDense(len(v))
+		}
+		if err := ix.Add(ids[i], v); err != nil {
+			return nil, err
+		}
+	}
+	if ix == nil {
+		return nil, fmt.Errorf("no passage could be embedded")
+	}
+	qin := make([]string, len(qs))
+	for i, q := range qs {
+		qin[i] = d.QueryPrefix + q.Text
+	}
+	qv, _, err := embedAll(qin)
+	if err != nil {
+		return nil, err
+	}
+	var ok [][]float32
+	var at []int
+	for i, v := range qv {
+		if v != nil {
+			ok, at = append(ok, v), append(at, i)
+		}
+	}
+	res, err := ix.SearchBatch(ctx, ok, evalDepth, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]retriever.Hit, len(qs))
+	for k, i := range at {
+		out[i] = res[k]
+	}
+	return out, nil
 }

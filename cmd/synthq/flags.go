@@ -36,6 +36,11 @@ func strs(name, usage string) cli.Flag {
 	return altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name)})
 }
 
+// rawStrs is a repeatable flag whose values keep their spaces ("query: ").
+func rawStrs(name, usage string) cli.Flag {
+	return altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name), KeepSpace: true})
+}
+
 func boolean(name string, value bool, usage string) cli.Flag {
 	return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 }
@@ -118,8 +123,8 @@ func runFlags() []cli.Flag {
 		strs("embed-model", "embedding model name; repeat for several dense runs fused by RRF"),
 		secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
 		integer("embed-batch", 64, "texts per embeddings request (halved automatically if the server refuses the size)"),
-		strs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
-		strs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
+		rawStrs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
+		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
 		strs("teacher-url", "teacher server base URL, e.g. http://localhost:8080 (TEI); repeat for several servers of the same model"),
 		float("teacher-rpm", 0, "at most this many teacher requests a minute (0: no limit)"),
 		str("teacher-api", "tei", "teacher API: tei (POST /rerank) | cohere (POST /v1/rerank: vLLM, Infinity, Jina, Cohere) | vllm-score (POST /score)"),

@@ -34,7 +34,8 @@ type Embedder struct {
 	MaxClientBatch int     // TEI: inputs per request (default 32); vllm: 0, no limit
 	MaxInputWords  int     // an input longer than this many words is refused (0: no limit)
 	Fault          Fault
-	Inspect        func(body []byte)
+	Inspect        func(body []byte)     // called with every request body
+	Served         func(inputs []string) // called with the inputs of every successful answer
 	Counter        Counter
 	Inputs         atomic.Int64 // texts embedded
 	Capacity
@@ -182,4 +183,7 @@ func (f *Embedder) embed(w http.ResponseWriter, r *http.Request) {
 	}
 	f.Inputs.Add(int64(len(inputs)))
 	writeJSON(w, 200, resp)
+	if f.Served != nil {
+		f.Served(inputs)
+	}
 }
