@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
