@@ -1,11 +1,11 @@
 package retriever
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
 	"sync"
 )
@@ -116,6 +116,70 @@ func (b *BM25Builder) Add(id, text string) {
 	b.sumLen += int64(length)
 }
 
+// AddBatch indexes passages like Add, analysing them on workers goroutines
+// (0: GOMAXPROCS): each part goes to its own builder with its own
+// vocabulary, and the parts are merged in order by renumbering their term
+// ids, so the index equals one built by Add in the same order. Cost: the
+// analysis divided by the workers, plus one array pass per part.
+func (b *BM25Builder) AddBatch(ids, texts []string, workers int) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	per := (len(ids) + workers - 1) / workers
+	if workers == 1 || per < 256 {
+		for i := range ids {
+			b.Add(ids[i], texts[i])
+		}
+		return
+	}
+	parts := make([]*BM25Builder, 0, workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(ids); lo += per {
+		hi := min(lo+per, len(ids))
+		sub := NewBM25Builder(b.an, &b.params)
+		parts = append(parts, sub)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				sub.Add(ids[i], texts[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, sub := range parts {
+		b.merge(sub)
+	}
+}
+
+// merge appends sub's passages, mapping its term ids to b's.
+func (b *BM25Builder) merge(sub *BM25Builder) {
+	terms := make([]string, len(sub.dict))
+	for term, local := range sub.dict {
+		terms[local] = term
+	}
+	remap := make([]uint32, len(terms))
+	for local, term := range terms { // in first-seen order: ids as Add would give
+		g, ok := b.dict[term]
+		if !ok {
+			g = uint32(len(b.dict))
+			b.dict[term] = g
+		}
+		remap[local] = g
+	}
+	base := uint32(len(b.docTerms))
+	for _, s := range sub.docStart[1:] {
+		b.docStart = append(b.docStart, base+s)
+	}
+	for _, t := range sub.docTerms {
+		b.docTerms = append(b.docTerms, remap[t])
+	}
+	b.docTF = append(b.docTF, sub.docTF...)
+	b.ids = append(b.ids, sub.ids...)
+	b.norms = append(b.norms, sub.norms...)
+	b.sumLen += sub.sumLen
+}
+
 // Build turns the added passages into a searchable index. The builder must not
 // be used afterwards. Cost: two passes over the postings.
 func (b *BM25Builder) Build() *BM25 {
@@ -127,28 +191,33 @@ func (b *BM25Builder) Build() *BM25 {
 	for i := 1; i <= nTerms; i++ {
 		start[i] += start[i-1]
 	}
-	docs := make([]uint32, len(b.docTerms))
-	tfs := make([]uint16, len(b.docTerms))
-	fill := slices.Clone(start[:nTerms])
-	for d := 0; d+1 < len(b.docStart); d++ {
-		for p := b.docStart[d]; p < b.docStart[d+1]; p++ {
-			t := b.docTerms[p]
-			docs[fill[t]] = uint32(d)
-			tfs[fill[t]] = b.docTF[p]
-			fill[t]++
-		}
-	}
 	n := len(b.ids)
 	avgdl := float32(1)
 	if n > 0 {
 		avgdl = float32(float64(b.sumLen) / float64(n))
 	}
+	// Lucene's per-norm cache: 1 / (k1 · (1 - b + b · dl / avgdl)).
+	var normInv [256]float32
+	for i := range normInv {
+		normInv[i] = 1 / (b.params.K1 * ((1 - b.params.B) + b.params.B*float32(byte4ToInt(uint8(i)))/avgdl))
+	}
+	// Each posting keeps 1 / (1 + tf · normInv[norm]), so a query term adds
+	// w - w·inv: no division and no norm lookup at search time.
+	docs := make([]uint32, len(b.docTerms))
+	inv := make([]float32, len(b.docTerms))
+	fill := slices.Clone(start[:nTerms])
+	for d := 0; d+1 < len(b.docStart); d++ {
+		ni := normInv[b.norms[d]]
+		for p := b.docStart[d]; p < b.docStart[d+1]; p++ {
+			t := b.docTerms[p]
+			docs[fill[t]] = uint32(d)
+			inv[fill[t]] = 1 / (1 + float32(b.docTF[p])*ni)
+			fill[t]++
+		}
+	}
 	ix := &BM25{
 		an: b.an, params: b.params, ids: b.ids, dict: b.dict,
-		start: start, docs: docs, tfs: tfs, norms: b.norms, avgdl: avgdl,
-	}
-	for i := range ix.normInv {
-		ix.normInv[i] = 1 / (b.params.K1 * ((1 - b.params.B) + b.params.B*float32(byte4ToInt(uint8(i)))/avgdl))
+		start: start, docs: docs, inv: inv, avgdl: avgdl,
 	}
 	ix.scratch.New = func() any { return &searchScratch{acc: make([]float32, n)} }
 	*b = BM25Builder{}
@@ -165,10 +234,8 @@ type BM25 struct {
 	dict    map[string]uint32
 	start   []uint32
 	docs    []uint32
-	tfs     []uint16
-	norms   []uint8
+	inv     []float32 // per posting: 1 / (1 + tf · normInv[norm of its passage])
 	avgdl   float32
-	normInv [256]float32
 	scratch sync.Pool
 }
 
@@ -182,7 +249,8 @@ type searchScratch struct {
 // Len is the number of indexed passages.
 func (ix *BM25) Len() int { return len(ix.ids) }
 
-// Postings is the number of (term, passage) entries; each costs 6 bytes.
+// Postings is the number of (term, passage) entries; each costs 8 bytes
+// (passage number and precomputed length-normalised tf).
 func (ix *BM25) Postings() int { return len(ix.docs) }
 
 // Terms is the vocabulary size.
@@ -222,24 +290,24 @@ func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) 
 			if s.acc[d] == 0 {
 				s.touched = append(s.touched, d)
 			}
-			s.acc[d] += w - w/(1+float32(ix.tfs[p])*ix.normInv[ix.norms[d]])
+			s.acc[d] += w - w*ix.inv[p]
 		}
 	}
 	s.h = s.h[:0]
 	for _, d := range s.touched {
-		sc := s.acc[d]
+		e := scored{doc: d, score: s.acc[d]}
 		s.acc[d] = 0
 		if len(s.h) < k {
-			heap.Push(&s.h, scored{doc: d, score: sc})
-		} else if better(scored{doc: d, score: sc}, s.h[0]) {
-			s.h[0] = scored{doc: d, score: sc}
-			heap.Fix(&s.h, 0)
+			s.h.push(e)
+		} else if e.score >= s.h[0].score && better(e, s.h[0]) {
+			s.h[0] = e
+			s.h.down(0)
 		}
 	}
 	s.touched = s.touched[:0]
 	hits := make([]Hit, len(s.h))
 	for i := len(s.h) - 1; i >= 0; i-- {
-		e := heap.Pop(&s.h).(scored)
+		e := s.h.pop()
 		hits[i] = Hit{DocID: ix.ids[e.doc], Rank: i + 1, Score: e.score}
 	}
 	return hits, nil
@@ -258,19 +326,9 @@ func better(a, b scored) bool {
 	return a.doc < b.doc
 }
 
-// hitHeap is a min-heap of the current top k (worst on top).
+// hitHeap is a min-heap of the current top k (worst on top); see push, pop
+// and down in dense.go.
 type hitHeap []scored
-
-func (h hitHeap) Len() int           { return len(h) }
-func (h hitHeap) Less(i, j int) bool { return better(h[j], h[i]) }
-func (h hitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *hitHeap) Push(x any)        { *h = append(*h, x.(scored)) }
-func (h *hitHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
 
 // Lucene's SmallFloat.intToByte4 / byte4ToInt: document lengths in one byte,
 // exact up to 23 and lossy (4 significant bits) above.

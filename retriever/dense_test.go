@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -135,4 +136,37 @@ func BenchmarkDenseExact100kx768(b *testing.B) {
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N*nq)/sec, "queries/s")
 	b.ReportMetric(float64(b.N)*nq*n*dim*2/sec/1e9, "GFLOP/s")
+}
+
+// TestAddBatchEqualsAdd: the parallel build ranks exactly as the serial one.
+func TestAddBatchEqualsAdd(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	vocab := []string{"cell", "cells", "protein", "gene", "the", "tumour", "growth", "Factor's", "receptor", "binding", "ÉCOLE", "x1", "β-catenin"}
+	var ids, texts []string
+	for i := 0; i < 3000; i++ {
+		n := 5 + r.IntN(30)
+		var ws []string
+		for j := 0; j < n; j++ {
+			ws = append(ws, vocab[r.IntN(len(vocab))])
+		}
+		ids, texts = append(ids, fmt.Sprintf("d%d", i)), append(texts, strings.Join(ws, " "))
+	}
+	serial := NewBM25Builder(nil, nil)
+	for i := range ids {
+		serial.Add(ids[i], texts[i])
+	}
+	par := NewBM25Builder(nil, nil)
+	par.AddBatch(ids[:1000], texts[:1000], 3)
+	par.AddBatch(ids[1000:], texts[1000:], 4)
+	a, b := serial.Build(), par.Build()
+	if a.Postings() != b.Postings() || a.Terms() != b.Terms() {
+		t.Fatalf("postings %d vs %d, terms %d vs %d", a.Postings(), b.Postings(), a.Terms(), b.Terms())
+	}
+	for _, q := range []string{"cell growth", "protein binding receptor", "factor", "école β-catenin", "the"} {
+		x, _ := a.Search(context.Background(), q, 50)
+		y, _ := b.Search(context.Background(), q, 50)
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			t.Fatalf("%q: serial %v\nparallel %v", q, x[:3], y[:3])
+		}
+	}
 }

@@ -310,17 +310,24 @@ func embeddersOf(d *Deps) int {
 
 func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error) {
 	b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
+	const chunk = 16384 // passages analysed in parallel at a time
+	var ids, texts []string
 	err := st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
 		var p Passage
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("passage %q: %w", id, err)
 		}
-		b.Add(id, p.Full())
+		ids, texts = append(ids, id), append(texts, p.Full())
+		if len(ids) == chunk {
+			b.AddBatch(ids, texts, 0)
+			ids, texts = ids[:0], texts[:0]
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	b.AddBatch(ids, texts, 0)
 	return b.Build(), nil
 }
 

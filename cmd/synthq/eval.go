@@ -92,9 +92,7 @@ func runEval(c *cli.Context) error {
 			continue
 		}
 		b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(c.Float64("bm25-k1")), B: float32(c.Float64("bm25-b"))})
-		for i := range ids {
-			b.Add(ids[i], texts[i])
-		}
+		b.AddBatch(ids, texts, 0)
 		ix := b.Build()
 		res := make([][]retriever.Hit, len(judged))
 		for i, q := range judged {
