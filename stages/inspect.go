@@ -176,7 +176,7 @@ func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
 	exported := c("export", "rows_train") + c("export", "rows_dev")
 	return []FunnelStep{
 		{"passages", c("corpus", "passages")},
-		{"passages asked about (this shard, duplicates removed)", f("passages_asked")},
+		{"passages asked about (this shard; duplicates, held-out and unsampled passages removed)", f("passages_asked")},
 		{"query slots", answered + f("drop_"+DropLLMFailed) + f("drop_"+DropNotGenerated)},
 		{"answered by the LLM", answered},
 		{"parsed", f("kept") + f("drop_"+DropDuplicatePassage) + f("drop_"+DropDuplicateCorpus) + f("drop_"+DropDuplicateAcrossShards)},

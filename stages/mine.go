@@ -117,7 +117,8 @@ func runMine(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 			}
 		}
 		for i, q := range chunk {
-			m := mineOne(cfg, q, lists[i], normOf, sel)
+			m, removed := mineOne(cfg, q, lists[i], normOf, sel)
+			c.Add(RemovedDuplicateDoc, int64(removed))
 			if m.Drop != "" {
 				c.Add("drop_"+m.Drop, 1)
 			} else {
@@ -331,8 +332,9 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 	return b.Build(), nil
 }
 
-// mineOne fuses a query's run lists and applies the filters.
-func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]uint64, sel *Selection) Mined {
+// mineOne fuses a query's run lists and applies the filters. It returns the
+// list and how many candidates it removed as duplicates of the source.
+func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]uint64, sel *Selection) (Mined, int) {
 	var ids []string
 	switch {
 	case len(lists) == 1:
@@ -356,14 +358,15 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 	if refused == len(lists) {
 		// Every run refused the query (the embedder could not take it).
 		m.Drop = DropEmbedFailed
-		return m
+		return m, 0
 	}
 	srcNorm, srcRoot := normOf[q.DocID], sel.Root(q.DocID)
-	srcRank := 0
+	srcRank, removed := 0, 0
 	for i, id := range ids {
 		if id == q.DocID {
 			srcRank = i + 1
 		} else if normOf[id] == srcNorm || sel.Root(id) == srcRoot {
+			removed++
 			continue // a copy of the source passage is not a negative
 		}
 		m.DocIDs = append(m.DocIDs, id)
@@ -384,5 +387,5 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 	if m.Drop != "" {
 		m.DocIDs, m.Ranks = nil, nil
 	}
-	return m
+	return m, removed
 }

@@ -344,6 +344,11 @@ func TestPassageDedup(t *testing.T) {
 		if f["passages_asked"] != tc.asked || f["passages_duplicate"] != tc.dups || f["answers"] != tc.asked*6 {
 			t.Errorf("--dedup %s: filter counts %v", tc.mode, f)
 		}
+		// Exact copies (equal normalised text) are removed from lists in
+		// every mode; near copies only when --dedup near found them.
+		if mc := m.Stages["mine"].Counts; mc["removed_duplicate_of_source"] == 0 {
+			t.Errorf("--dedup %s: mine counts %v: copies of the source should be removed and counted", tc.mode, mc)
+		}
 		if m.DuplicatePassages != int(tc.dups) {
 			t.Errorf("--dedup %s: manifest duplicate_passages %d, want %d", tc.mode, m.DuplicatePassages, tc.dups)
 		}

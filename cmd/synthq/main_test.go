@@ -345,12 +345,16 @@ func TestNoServerFailsFastWithAdvice(t *testing.T) {
 }
 
 func TestSecretsNeverWritten(t *testing.T) {
-	const llmKey, teacherKey = "sk-llm-SECRET-7f3a", "tk-teacher-SECRET-91bc"
+	const llmKey, teacherKey, embedKey = "sk-llm-SECRET-7f3a", "tk-teacher-SECRET-91bc", "ek-embed-SECRET-42aa"
 	out := t.TempDir()
 	llm, _, args := fakeArgs(t, "cohere", out)
 	llm.APIKey = llmKey
+	emb := fakes.NewEmbedder("vllm", "e5", 16)
+	emb.APIKey = embedKey
+	defer emb.Close()
 	t.Setenv("SYNTHQ_LLM_API_KEY", llmKey)
-	code, msg := synthq(t, context.Background(), append(args, "--teacher-api-key", teacherKey)...)
+	code, msg := synthq(t, context.Background(), append(args, "--teacher-api-key", teacherKey, "--embed-api-key", embedKey,
+		"--retriever", "bm25,dense", "--embed-url", emb.URL(), "--embed-model", "e5")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
