@@ -112,3 +112,37 @@ func TestManyCopies(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNearDedup100k signs 100,000 passages of 60–120 random words
+// (10% of them edited copies of earlier ones) and resolves duplicates.
+// Reports passages/s over both phases.
+func BenchmarkNearDedup100k(b *testing.B) {
+	const n = 100_000
+	r := rand.New(rand.NewPCG(11, 12))
+	docs := make([][]string, n)
+	for i := range docs {
+		if i > 0 && i%10 == 0 {
+			c := append([]string(nil), docs[r.IntN(i)]...)
+			c[r.IntN(len(c))] = "edited"
+			docs[i] = c
+			continue
+		}
+		docs[i] = words(r, 60+r.IntN(61))
+	}
+	b.ResetTimer()
+	dups := 0
+	for i := 0; i < b.N; i++ {
+		f := NewFinder(Options{Seed: 1})
+		for _, d := range docs {
+			f.Add(d)
+		}
+		dups = 0
+		for _, d := range f.Duplicates() {
+			if d >= 0 {
+				dups++
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "passages/s")
+	b.ReportMetric(float64(dups), "duplicates")
+}
