@@ -4,12 +4,10 @@
 package embed
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -180,26 +178,12 @@ func (c *Client) call(ctx context.Context, texts []string) ([][]float32, error) 
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-		if err != nil {
-			return nil, fmt.Errorf("embed: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		if c.cfg.APIKey != "" {
-			req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-		}
-		resp, err := c.cfg.Doer.Do(req)
+		status, b, err := httpx.PostJSON(ctx, c.cfg.Doer, c.endpoint, c.cfg.APIKey, body)
 		if err != nil {
 			return nil, fmt.Errorf("embed: POST %s: %w", c.endpoint, err)
 		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("embed: read answer: %w", err)
-		}
-		if resp.StatusCode/100 != 2 {
-			return nil, fmt.Errorf("embed: POST %s: %w", c.endpoint, &StatusError{resp.StatusCode, httpx.ErrorText(b)})
+		if status/100 != 2 {
+			return nil, fmt.Errorf("embed: POST %s: %w", c.endpoint, &StatusError{status, httpx.ErrorText(b)})
 		}
 		vecs, err := c.decode(b, len(texts))
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -213,10 +214,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 		return nil, err
 	}
 	var runs []firstPass
-	for _, name := range cfg.Retrievers {
-		if name != "bm25" {
-			continue
-		}
+	if slices.Contains(cfg.Retrievers, "bm25") {
 		var (
 			once  sync.Once
 			index *retriever.BM25

@@ -5,12 +5,10 @@
 package teacher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -144,26 +142,12 @@ func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]f
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.cfg.URL+h.path, bytes.NewReader(body))
+		status, b, err := httpx.PostJSON(ctx, h.cfg.Doer, h.cfg.URL+h.path, h.cfg.APIKey, body)
 		if err != nil {
 			return nil, fmt.Errorf("teacher %s: %w", h.cfg.API, err)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		if h.cfg.APIKey != "" {
-			req.Header.Set("Authorization", "Bearer "+h.cfg.APIKey)
-		}
-		resp, err := h.cfg.Doer.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("teacher %s: %w", h.cfg.API, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("teacher %s: read answer: %w", h.cfg.API, err)
-		}
-		if resp.StatusCode/100 != 2 {
-			return nil, fmt.Errorf("teacher %s: POST %s%s: %w", h.cfg.API, h.cfg.URL, h.path, &statusError{resp.StatusCode, httpx.ErrorText(b)})
+		if status/100 != 2 {
+			return nil, fmt.Errorf("teacher %s: POST %s%s: %w", h.cfg.API, h.cfg.URL, h.path, &statusError{status, httpx.ErrorText(b)})
 		}
 		res, err := h.decode(b)
 		if err == nil {

@@ -402,3 +402,34 @@ func ErrorText(b []byte) string {
 	}
 	return s
 }
+
+// Doer sends HTTP requests: a *Client, or http.DefaultClient in tests.
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// PostJSON sends body as a JSON POST to url through d, with "Authorization:
+// Bearer apiKey" when apiKey is set, and returns the status and the whole
+// answer body. Only transport failures are errors; a non-2xx status is for
+// the caller to read (ErrorText gives its message).
+func PostJSON(ctx context.Context, d Doer, url, apiKey string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	resp, err := d.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read answer: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
