@@ -22,19 +22,9 @@ func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "evaluate first-pass retrieval on a BEIR dataset: nDCG@10, R@100, R@1000, MRR@10",
-		Flags: append(corpusFlags(),
+		Flags: append(append(corpusFlags(), retrieverFlags()...),
 			&cli.StringFlag{Name: "queries", Usage: "BEIR queries.jsonl", Required: true},
 			&cli.StringFlag{Name: "qrels", Usage: "BEIR qrels TSV (header optional, LF or CRLF)", Required: true},
-			str("retriever", "bm25", "retriever to evaluate: bm25 | dense | bm25,dense (fused by reciprocal rank fusion)"),
-			float("bm25-k1", 0.9, "BM25 k1"),
-			float("bm25-b", 0.4, "BM25 b"),
-			integer("rrf-k", 60, "reciprocal rank fusion constant k"),
-			strs("embed-url", "embeddings server base URL (see run --help)"),
-			strs("embed-model", "embedding model name; repeat for several dense runs"),
-			secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
-			integer("embed-batch", 64, "texts per embeddings request"),
-			rawStrs("query-prefix", "text put before every query for the embedding model"),
-			rawStrs("passage-prefix", "text put before every passage for the embedding model"),
 			integer("concurrency", 16, "embeddings requests in flight"),
 			integer("max-retries", 8, "retries of a failed request"),
 			&cli.BoolFlag{Name: "json", Usage: `print {"ndcg@10","recall@100","recall@1000","mrr@10","queries"} as JSON`},
@@ -45,13 +35,8 @@ func evalCommand() *cli.Command {
 }
 
 func runEval(c *cli.Context) error {
-	cfg := &pipeline.Config{
-		Retrievers: splitList([]string{c.String("retriever")}), RRFK: c.Int("rrf-k"),
-		EmbedURLs: splitList(c.StringSlice("embed-url")), EmbedModels: splitList(c.StringSlice("embed-model")),
-		EmbedAPIKey: c.String("embed-api-key"), EmbedBatch: c.Int("embed-batch"),
-		QueryPrefixes: c.StringSlice("query-prefix"), PassagePrefixes: c.StringSlice("passage-prefix"),
-		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"),
-	}
+	cfg := &pipeline.Config{Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries")}
+	applyRetriever(c, cfg)
 	cfg.EnsureDefaults()
 	dense, err := cfg.DenseRuns()
 	if err != nil {
@@ -91,7 +76,7 @@ func runEval(c *cli.Context) error {
 		if r != "bm25" {
 			continue
 		}
-		b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(c.Float64("bm25-k1")), B: float32(c.Float64("bm25-b"))})
+		b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
 		b.AddBatch(ids, texts, 0)
 		ix := b.Build()
 		res := make([][]retriever.Hit, len(judged))

@@ -69,6 +69,31 @@ func corpusFlags() []cli.Flag {
 	}
 }
 
+// retrieverFlags are the first-pass settings that run and eval share.
+func retrieverFlags() []cli.Flag {
+	return []cli.Flag{
+		float("bm25-k1", 0.9, "BM25 k1"),
+		float("bm25-b", 0.4, "BM25 b"),
+		str("retriever", "bm25", "first-pass retrieval: bm25 | dense | bm25,dense (runs fused by reciprocal rank fusion)"),
+		integer("rrf-k", 60, "reciprocal rank fusion constant k: score = sum of 1/(k + rank)"),
+		strs("embed-url", "embeddings server base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI); repeat for several servers of one model, or give one per --embed-model"),
+		strs("embed-model", "embedding model name; repeat for several dense runs fused by RRF"),
+		secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
+		integer("embed-batch", 64, "texts per embeddings request (halved automatically if the server refuses the size)"),
+		rawStrs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
+		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
+	}
+}
+
+// applyRetriever copies the retrieverFlags into cfg.
+func applyRetriever(c *cli.Context, cfg *pipeline.Config) {
+	cfg.BM25K1, cfg.BM25B = c.Float64("bm25-k1"), c.Float64("bm25-b")
+	cfg.Retrievers, cfg.RRFK = splitList([]string{c.String("retriever")}), c.Int("rrf-k")
+	cfg.EmbedURLs, cfg.EmbedModels = splitList(c.StringSlice("embed-url")), splitList(c.StringSlice("embed-model"))
+	cfg.EmbedAPIKey, cfg.EmbedBatch = c.String("embed-api-key"), c.Int("embed-batch")
+	cfg.QueryPrefixes, cfg.PassagePrefixes = c.StringSlice("query-prefix"), c.StringSlice("passage-prefix")
+}
+
 func targetFlags() []cli.Flag {
 	return []cli.Flag{
 		integer("list-size", 20, "passages per exported list (top by teacher score, source included)"),
@@ -115,16 +140,6 @@ func runFlags() []cli.Flag {
 		integer("candidates", 100, "first-pass candidates per query"),
 		integer("roundtrip-k", 20, "keep a query only if its source passage is in the first-pass top k (0 disables)"),
 		integer("min-candidates", 20, "drop queries with fewer candidates"),
-		float("bm25-k1", 0.9, "BM25 k1"),
-		float("bm25-b", 0.4, "BM25 b"),
-		str("retriever", "bm25", "first-pass retrieval: bm25 | dense | bm25,dense (runs fused by reciprocal rank fusion)"),
-		integer("rrf-k", 60, "reciprocal rank fusion constant k: score = sum of 1/(k + rank)"),
-		strs("embed-url", "embeddings server base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI); repeat for several servers of one model, or give one per --embed-model"),
-		strs("embed-model", "embedding model name; repeat for several dense runs fused by RRF"),
-		secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
-		integer("embed-batch", 64, "texts per embeddings request (halved automatically if the server refuses the size)"),
-		rawStrs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
-		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
 		strs("teacher-url", "teacher server base URL, e.g. http://localhost:8080 (TEI); repeat for several servers of the same model"),
 		float("teacher-rpm", 0, "at most this many teacher requests a minute (0: no limit)"),
 		str("teacher-api", "tei", "teacher API: tei (POST /rerank) | cohere (POST /v1/rerank: vLLM, Infinity, Jina, Cohere) | vllm-score (POST /score)"),
@@ -140,6 +155,7 @@ func runFlags() []cli.Flag {
 		boolean("quiet", false, "no progress output"),
 	}
 	fl = append(fl, corpusFlags()...)
+	fl = append(fl, retrieverFlags()...)
 	return append(fl, targetFlags()...)
 }
 
@@ -159,12 +175,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		Examples: c.String("examples"), FewShot: c.Int("few-shot"),
 		MaxQueryWords: c.Int("max-query-words"), MaxCopiedWords: c.Int("max-copied-words"),
 		Dedup: c.String("dedup"), Candidates: c.Int("candidates"), RoundtripK: c.Int("roundtrip-k"), MinCandidates: c.Int("min-candidates"),
-		BM25K1: c.Float64("bm25-k1"), BM25B: c.Float64("bm25-b"),
 		DedupThreshold: c.Float64("dedup-threshold"), MaxPassages: c.Int("max-passages"), Holdout: c.Int("holdout"),
-		Retrievers: splitList([]string{c.String("retriever")}), RRFK: c.Int("rrf-k"),
-		EmbedURLs: splitList(c.StringSlice("embed-url")), EmbedModels: splitList(c.StringSlice("embed-model")),
-		EmbedAPIKey: c.String("embed-api-key"), EmbedBatch: c.Int("embed-batch"),
-		QueryPrefixes: c.StringSlice("query-prefix"), PassagePrefixes: c.StringSlice("passage-prefix"),
 		TeacherURLs: splitList(c.StringSlice("teacher-url")), TeacherRPM: c.Float64("teacher-rpm"),
 		NoN: c.Bool("no-n"), RPM: c.Float64("rpm"), TPM: c.Float64("tpm"),
 		PriceInput: c.Float64("price-input"), PriceOutput: c.Float64("price-output"), TeacherAPI: c.String("teacher-api"), TeacherModel: c.String("teacher-model"),
@@ -172,6 +183,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		Concurrency: c.Int("concurrency"), MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
 		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), Shard: c.String("shard"),
 	}
+	applyRetriever(c, cfg)
 	applyTargets(c, cfg, false)
 	if s := c.String("llm-extra"); s != "" {
 		if err := json.Unmarshal([]byte(s), &cfg.LLMExtra); err != nil {
