@@ -11,8 +11,10 @@ import (
 // Growth: the limit starts at Initial and doubles after each measurement
 // window in which completed requests per second rose by more than 10% over
 // the window before ("slow start"), as long as the requests in flight
-// actually reached the limit (an endpoint starved of work tells nothing about
-// its capacity). The first window with no such rise ends slow start, at the
+// filled the limit (on average over the window at least fullShare of it): an
+// endpoint starved of work, as a teacher is while the LLM fleet is still
+// warming up, tells nothing about its capacity, and such a window is not
+// judged at all. The first window with no such rise ends slow start, at the
 // midpoint of the last two limits (the knee lies between them); from
 // then on, every probeEvery windows the limit is raised by an eighth and kept
 // only if the rate rose by more than 5% (hill climbing), so a server that
@@ -41,7 +43,9 @@ type controller struct {
 
 	winStart  time.Time
 	winDone   int
-	winPeak   int // most in flight during the window
+	winArea   float64   // requests in flight × seconds since winStart
+	cur       int       // requests in flight now
+	curSince  time.Time // when cur last changed
 	lastRate  float64
 	lastLimit int
 	probing   bool // the current window measures a raised limit
@@ -51,18 +55,32 @@ type controller struct {
 
 const probeEvery = 8
 
+// fullShare is the share of the limit that the requests in flight must fill,
+// on average over a window, for the window's rate to say anything about the
+// endpoint rather than about the work offered to it.
+const fullShare = 0.8
+
 func newController(initial, ceiling int, fixed bool) *controller {
 	ceiling = max(ceiling, 1)
 	initial = min(max(initial, 1), ceiling)
 	return &controller{fixed: fixed, limit: initial, max: ceiling}
 }
 
-// started records a request sent with inFlight requests now in flight
-// (itself included) and returns its sequence stamp.
-func (c *controller) started(inFlight int) uint64 {
+// started records a request sent at now with inFlight requests now in
+// flight (itself included) and returns its sequence stamp.
+func (c *controller) started(inFlight int, now time.Time) uint64 {
 	c.seq++
-	c.winPeak = max(c.winPeak, inFlight)
+	c.track(inFlight, now)
 	return c.seq
+}
+
+// track records that inFlight requests are in flight from now on; it is
+// called on every change, before the event that caused it is judged.
+func (c *controller) track(inFlight int, now time.Time) {
+	if !c.curSince.IsZero() && now.After(c.curSince) {
+		c.winArea += float64(c.cur) * now.Sub(c.curSince).Seconds()
+	}
+	c.cur, c.curSince = inFlight, now
 }
 
 // succeeded records a completed request at time now.
@@ -71,7 +89,7 @@ func (c *controller) succeeded(now time.Time) {
 		return
 	}
 	if c.winStart.IsZero() {
-		c.winStart = now
+		c.winStart, c.winArea = now, 0
 		return
 	}
 	c.winDone++
@@ -83,17 +101,17 @@ func (c *controller) succeeded(now time.Time) {
 		return
 	}
 	el := now.Sub(c.winStart).Seconds()
-	rate := 0.0
+	rate, full := 0.0, false
 	if el > 0 {
 		rate = float64(c.winDone) / el
+		full = c.winArea/el >= fullShare*float64(c.limit)
 	}
-	full := c.winPeak >= c.limit
 	c.window(rate, full, now)
-	c.winStart, c.winDone, c.winPeak = now, 0, 0
+	c.winStart, c.winDone, c.winArea = now, 0, 0
 }
 
 // window ends a measurement window with its rate; full says the requests in
-// flight reached the limit during it.
+// flight filled the limit during it.
 func (c *controller) window(rate float64, full bool, now time.Time) {
 	switch {
 	case !c.steady:
@@ -115,6 +133,9 @@ func (c *controller) window(rate float64, full bool, now time.Time) {
 		c.limit = (c.lastLimit + c.limit + 1) / 2
 		c.endSlowStart(now)
 	case c.probing:
+		if !full {
+			return // the raised limit was not used: measure again
+		}
 		c.probing = false
 		if rate > c.lastRate*1.05 {
 			c.lastRate, c.lastLimit = rate, c.limit
@@ -166,6 +187,6 @@ func (c *controller) afterCut(now time.Time) {
 	if !c.steady {
 		c.endSlowStart(now)
 	}
-	c.winStart, c.winDone, c.winPeak = now, 0, 0
+	c.winStart, c.winDone, c.winArea = now, 0, 0
 	c.lastRate = 0
 }

@@ -201,7 +201,7 @@ func (s *sched) try(t time.Time) (*ticket, time.Time, error) {
 	if e.down {
 		e.probing = true
 	}
-	return &ticket{ep: e, seq: e.ctl.started(e.inFlight), start: t}, time.Time{}, nil
+	return &ticket{ep: e, seq: e.ctl.started(e.inFlight, t), start: t}, time.Time{}, nil
 }
 
 // pick chooses an endpoint with room, or returns when the next one may
@@ -269,6 +269,7 @@ func (s *sched) release(t *ticket, o outcome) {
 	inFlight := e.inFlight
 	e.inFlight--
 	e.last = now
+	e.ctl.track(e.inFlight, now)
 	switch o.kind {
 	case outOK, outAnswered:
 		if o.kind == outOK {

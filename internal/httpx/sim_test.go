@@ -56,6 +56,18 @@ type simulation struct {
 	sent    int64
 	okAfter map[time.Duration]int64 // successes by the given time
 	rng     *rand.Rand
+	// bursts, when set, limits the work offered: requests arrive in
+	// bursts instead of being always at hand.
+	bursts *bursts
+}
+
+// bursts offers size requests every period (as mining hands the teacher a
+// chunk of queries at a time while the LLM fleet is still warming up).
+type bursts struct {
+	period time.Duration
+	size   int
+	nextAt time.Time
+	work   int
 }
 
 func newSim(srv simServer, o *Options) *simulation {
@@ -82,7 +94,11 @@ func (sim *simulation) run(d time.Duration) (lateRate float64) {
 	for sim.now.Before(end) {
 		// Send while permits are free.
 		var wakeAt time.Time
-		for {
+		if bu := sim.bursts; bu != nil && !sim.now.Before(bu.nextAt) {
+			bu.work += bu.size
+			bu.nextAt = sim.now.Add(bu.period)
+		}
+		for sim.bursts == nil || sim.bursts.work > 0 {
 			tk, w, err := sim.s.try(sim.now)
 			if err != nil {
 				panic(err)
@@ -92,6 +108,9 @@ func (sim *simulation) run(d time.Duration) (lateRate float64) {
 				break
 			}
 			sim.sent++
+			if sim.bursts != nil {
+				sim.bursts.work--
+			}
 			sim.srv.submit(sim, sim.now, tk)
 		}
 		// Next moment: an answer, a server step, or a pause ending.
@@ -104,6 +123,9 @@ func (sim *simulation) run(d time.Duration) (lateRate float64) {
 		}
 		if !wakeAt.IsZero() && wakeAt.Before(next) {
 			next = wakeAt
+		}
+		if sim.bursts != nil && sim.bursts.nextAt.Before(next) {
+			next = sim.bursts.nextAt
 		}
 		if !half && !next.Before(start.Add(d/2)) {
 			half, okAtHalf = true, sim.ok
@@ -276,6 +298,29 @@ func TestSchedulerReachesCapacityOfEachKind(t *testing.T) {
 				t.Errorf("settled on %d, want %d..%d", st.Concurrency, tc.minLimit, tc.maxLimit)
 			}
 		})
+	}
+}
+
+// An endpoint offered little work at first (a teacher while the LLM fleet
+// warms up, fed a chunk of mined queries at a time) must not settle on a
+// limit found while it was starved: once the work is at hand, it reaches its
+// capacity within seconds. (Judging starved windows, it ended slow start on
+// 24 of a server's 32 slots and reached 67% of its rate 10 s later.)
+func TestSchedulerStarvedEndpointDoesNotSettleLow(t *testing.T) {
+	srv := &slots{c: 32, service: 40 * time.Millisecond}
+	sim := newSim(srv, &Options{})
+	sim.bursts = &bursts{period: 500 * time.Millisecond, size: 20}
+	sim.run(20 * time.Second) // 40 req/s offered in bursts of 20: 5% of capacity
+	sim.bursts = nil
+	rate := sim.run(10 * time.Second) // rate over the last 5 s
+	st := sim.s.stats()[0]
+	t.Logf("after 20 s of bursts: %.1f req/s of %.1f (%.1f%%), limit %d, settled after %.1fs",
+		rate, srv.best(), 100*rate/srv.best(), st.Concurrency, st.SettledS)
+	if rate < 0.9*srv.best() {
+		t.Errorf("reached %.1f%% of the best rate within 10 s of the work being at hand, want ≥ 90%%", 100*rate/srv.best())
+	}
+	if st.SettledS < 20 {
+		t.Errorf("slow start ended after %.1f s, while the endpoint was starved of work", st.SettledS)
 	}
 }
 
