@@ -15,7 +15,7 @@ import (
 // load, each alone and an LLM with a teacher together, with no concurrency
 // setting: every endpoint's limit is found by its scheduler. Each figure is
 // a ratio to the server's capacity. Run with -benchtime 1x (each takes
-// 10–30 s):
+// 15–50 s):
 //
 //	go test ./stages -run XXX -bench Fleet -benchtime 1x -count 1
 //
