@@ -64,6 +64,18 @@ var floatKeys = map[string]bool{"teacher_scores": true, "teacher_raw": true, "la
 // checkFloatTyping fails when a score is written so that a JSON reader
 // (pandas, pyarrow, datasets: typed from the first chunk) would read it as
 // an integer: 1 instead of 1.0.
+// layoutLines reads a JSONL export, checks its float typing and, when want
+// ≥ 0, that it has want lines.
+func layoutLines(t *testing.T, path string, want int) []map[string]any {
+	t.Helper()
+	lines := jsonLines(t, path)
+	checkFloatTyping(t, path, lines)
+	if want >= 0 && len(lines) != want {
+		t.Fatalf("%s: %d lines, want %d", path, len(lines), want)
+	}
+	return lines
+}
+
 func checkFloatTyping(t *testing.T, path string, lines []map[string]any) {
 	t.Helper()
 	var walk func(key string, v any)
@@ -148,9 +160,7 @@ func TestExportConsumerFormats(t *testing.T) {
 		out := export(t, store, "--layout", "paper")
 		got := 0
 		for split, rows := range want {
-			path := filepath.Join(out, split+".jsonl")
-			lines := jsonLines(t, path)
-			checkFloatTyping(t, path, lines)
+			lines := layoutLines(t, filepath.Join(out, split+".jsonl"), -1)
 			i := 0
 			for _, r := range rows {
 				if len(r.DocIDs) < listSize {
@@ -218,12 +228,7 @@ func TestExportConsumerFormats(t *testing.T) {
 						t.Errorf("%s/ holds %s: the loader would read it as %s data", split, n, split)
 					}
 				}
-				path := filepath.Join(dir, split+".jsonl")
-				lines := jsonLines(t, path)
-				checkFloatTyping(t, path, lines)
-				if len(lines) != len(rows) {
-					t.Fatalf("%s: %d lines, want %d", split, len(lines), len(rows))
-				}
+				lines := layoutLines(t, filepath.Join(dir, split+".jsonl"), len(rows))
 				for i, r := range rows {
 					l := lines[i]
 					scores := r.Scores
@@ -258,12 +263,7 @@ func TestExportConsumerFormats(t *testing.T) {
 		}{{nil, false}, {[]string{"--scores", "raw"}, true}} {
 			out := export(t, store, append([]string{"--layout", "tevatron", "--format", "jsonl,parquet,arrow"}, tc.args...)...)
 			for split, rows := range want {
-				path := filepath.Join(out, split+".jsonl")
-				lines := jsonLines(t, path)
-				checkFloatTyping(t, path, lines)
-				if len(lines) != len(rows) {
-					t.Fatalf("%s: %d lines, want %d", split, len(lines), len(rows))
-				}
+				lines := layoutLines(t, filepath.Join(out, split+".jsonl"), len(rows))
 				for i, r := range rows {
 					l := lines[i]
 					scores := r.Scores
@@ -319,9 +319,7 @@ func TestExportConsumerFormats(t *testing.T) {
 	t.Run("sentence-transformers raw", func(t *testing.T) {
 		out := export(t, store, "--layout", "sentence-transformers", "--format", "jsonl", "--scores", "raw")
 		for split, rows := range want {
-			path := filepath.Join(out, split+".jsonl")
-			lines := jsonLines(t, path)
-			checkFloatTyping(t, path, lines)
+			lines := layoutLines(t, filepath.Join(out, split+".jsonl"), -1)
 			i := 0
 			for _, r := range rows {
 				if len(r.DocIDs) < listSize {

@@ -254,14 +254,7 @@ func TestSigintKeepsInFlightAnswers(t *testing.T) {
 		rr := fakes.NewReranker("tei", teacherModel)
 		t.Cleanup(llm.Close)
 		t.Cleanup(rr.Close)
-		cmd := exec.Command(bin, fleetArgs(out, rr.URL, llm.URL())...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		wait := make(chan error, 1)
-		go func() { wait <- cmd.Wait() }()
+		cmd, wait, stderr := startSynthq(t, bin, fleetArgs(out, rr.URL, llm.URL())...)
 		deadline := time.Now().Add(15 * time.Second)
 		for llm.InFlight() < 1 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -314,14 +307,7 @@ func sigintOnce(t *testing.T, bin string, extra []string) {
 	rr := fakes.NewReranker("tei", teacherModel)
 	t.Cleanup(llm.Close)
 	t.Cleanup(rr.Close)
-	cmd := exec.Command(bin, append(fleetArgs(out, rr.URL, llm.URL()), extra...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wait := make(chan error, 1)
-	go func() { wait <- cmd.Wait() }()
+	cmd, wait, stderr := startSynthq(t, bin, append(fleetArgs(out, rr.URL, llm.URL()), extra...)...)
 	// Wait until several requests are in flight (past the first one,
 	// which finds out the server's n support alone).
 	deadline := time.Now().Add(15 * time.Second)
@@ -392,4 +378,19 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// startSynthq starts the binary with args and returns the command, a channel
+// that gets its exit, and its standard error (to read once it has exited).
+func startSynthq(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wait := make(chan error, 1)
+	go func() { wait <- cmd.Wait() }()
+	return cmd, wait, stderr
 }

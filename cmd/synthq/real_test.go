@@ -455,14 +455,7 @@ func TestRealSIGINTResume(t *testing.T) {
 	cc := counter(t, chat)
 	out := t.TempDir()
 	args := realRunArgs(realCorpus(t, 12, 1), out, cc.URL, rr.URL, "--max-tokens", "48")
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wait := make(chan error, 1)
-	go func() { wait <- cmd.Wait() }()
+	cmd, wait, stderr := startSynthq(t, bin, args...)
 	time.Sleep(2 * time.Second)
 	before := cc.Requests("POST /v1/chat/completions")
 	cmd.Process.Signal(syscall.SIGINT)
