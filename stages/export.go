@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/synthq/synthq/pipeline"
@@ -20,6 +21,10 @@ const Version = "0.1.0"
 // full lists (sentence-transformers, paper).
 const DropShorterThanListSize = "shorter_than_list_size"
 
+// CountFilesKept is the export counter of data files found in OUT exactly
+// as the store and settings give them, and kept instead of written again.
+const CountFilesKept = "files_kept"
+
 // ExportStage applies the targets (filters, normalisation, split) and writes
 // the dataset in the configured layout and formats (see the layout_*.go
 // files), OUT/README.md (a Hugging Face dataset card) and OUT/manifest.json.
@@ -30,7 +35,9 @@ const DropShorterThanListSize = "shorter_than_list_size"
 // then moved into place, manifest last, and the files of an earlier export
 // that this one did not write are removed; a failed or killed export
 // leaves the previous set as it was. The same store always exports the same
-// bytes.
+// bytes; when the data files in OUT are already those bytes (checked by
+// sha256 against the store's record of its last export), they are kept and
+// only the card and the manifest are written (see export_reuse.go).
 func ExportStage(extra func() map[string]any) pipeline.Stage {
 	return pipeline.Stage{Name: "export", Doc: "write the dataset files, the dataset card and the manifest", Run: func(ctx context.Context, env *pipeline.Env) error {
 		return runExport(ctx, env, extra)
@@ -100,6 +107,12 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		md["query_instruction"] = cfg.QueryInstruction
 	}
 	schema := lay.schema(md, cfg.ListSize)
+	var digest string
+	if stats == nil { // one store: the files may be those of its last export
+		if digest, err = exportDigest(ctx, st, cfg, labels); err != nil {
+			return err
+		}
+	}
 	set, err := newFileSet(cfg.Out)
 	if err != nil {
 		return err
@@ -114,56 +127,37 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 			set.abort()
 		}
 	}()
-	mem := memory.NewGoAllocator()
-	for _, name := range []string{"train", "dev"} {
-		w, err := newSplitWriter(set, name, lay, cfg.Formats, schema, mem)
-		if err != nil {
-			return err
-		}
-		writers[name] = w
-	}
 	bar := env.Progress.Start("export", int64(t.Kept))
 	defer bar.Finish()
-	passages := newPassageCache(st, 1<<16)
-	var r exportRow
-	err = labels(ctx, func(qid string, v []byte) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var l Labelled
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("labelled %s: %w", qid, err)
-		}
-		idx, drop := t.row(&l, cfg)
-		if drop != "" {
-			return nil
-		}
-		if lay.fullOnly() && len(idx) < cfg.ListSize {
-			// The consumer needs exactly --list-size passages per list.
-			c.Add("drop_"+DropShorterThanListSize, 1)
-			return nil
-		}
-		if err := fillRow(&r, passages, qid, t.Split(l.DocID), &l, idx, t, cfg, scores); err != nil {
+	var rec exportRecord
+	kept := false
+	if digest != "" {
+		if rec, kept, err = reusableExport(st, cfg.Out, digest); err != nil {
 			return err
 		}
-		bar.Add(1)
-		return writers[r.Split].add(&r)
-	})
-	if err != nil {
-		return err
 	}
-	rows := map[string]int{}
-	for _, name := range []string{"train", "dev"} {
-		if err := writers[name].close(); err != nil {
+	if kept {
+		for _, f := range rec.Files {
+			set.keep(f.Name)
+		}
+		bar.Add(rec.Counts["rows_train"] + rec.Counts["rows_dev"])
+		c.Add(CountFilesKept, int64(len(rec.Files)))
+	} else {
+		rec = exportRecord{Digest: digest}
+		if rec.Counts, err = writeRows(ctx, set, writers, labels, lay, schema, t, cfg, scores, st, bar); err != nil {
 			return err
 		}
-		rows[name] = writers[name].rows
-		c.Add("rows_"+name, int64(writers[name].rows))
+		rec.Files = set.dataFiles()
+	}
+	rows := map[string]int{"train": int(rec.Counts["rows_train"]), "dev": int(rec.Counts["rows_dev"])}
+	for k, v := range rec.Counts {
+		c.Add(k, v)
 	}
 	m, err := newManifest(env, t, md, stats, time.Since(start), extra)
 	if err != nil {
 		return err
 	}
+	m.Files, m.FilesKept = rec.Files, kept
 	var corpus corpusMeta
 	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &corpus); err != nil {
 		return err
@@ -183,7 +177,63 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		return err
 	}
 	committed = true
+	if digest != "" && !kept {
+		if err := st.PutJSON(exportRecordKey, rec); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// writeRows writes every kept list of labels into the train and dev writers
+// (created in set, and closed here) and returns the export counters the
+// rows give: rows_train, rows_dev and the lists dropped for the layout.
+func writeRows(ctx context.Context, set *fileSet, writers map[string]*splitWriter, labels Labels, lay layout, schema *arrow.Schema,
+	t *Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (map[string]int64, error) {
+	counts := map[string]int64{}
+	mem := memory.NewGoAllocator()
+	for _, name := range []string{"train", "dev"} {
+		w, err := newSplitWriter(set, name, lay, cfg.Formats, schema, mem)
+		if err != nil {
+			return nil, err
+		}
+		writers[name] = w
+	}
+	passages := newPassageCache(st, 1<<16)
+	var r exportRow
+	err := labels(ctx, func(qid string, v []byte) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var l Labelled
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("labelled %s: %w", qid, err)
+		}
+		idx, drop := t.row(&l, cfg)
+		if drop != "" {
+			return nil
+		}
+		if lay.fullOnly() && len(idx) < cfg.ListSize {
+			// The consumer needs exactly --list-size passages per list.
+			counts["drop_"+DropShorterThanListSize]++
+			return nil
+		}
+		if err := fillRow(&r, passages, qid, t.Split(l.DocID), &l, idx, t, cfg, scores); err != nil {
+			return err
+		}
+		bar.Add(1)
+		return writers[r.Split].add(&r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"train", "dev"} {
+		if err := writers[name].close(); err != nil {
+			return nil, err
+		}
+		counts["rows_"+name] = int64(writers[name].rows)
+	}
+	return counts, nil
 }
 
 // fillRow builds the exported list of l: the passages at idx (top by teacher
@@ -281,6 +331,12 @@ type Manifest struct {
 	DuplicatePassages int               `json:"duplicate_passages"`
 	SchemaMetadata    map[string]string `json:"schema_metadata"`
 	ExportSeconds     float64           `json:"export_seconds"`
+	// Files are the data files of the export with their sizes and sha256,
+	// sorted by name. FilesKept says they were already in OUT, exactly as
+	// the store and settings give them, and were kept rather than written
+	// again.
+	Files     []ExportFile `json:"files"`
+	FilesKept bool         `json:"files_kept,omitempty"`
 }
 
 // scoreNotes say what teacher_raw holds for each kind of teacher API.

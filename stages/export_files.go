@@ -1,8 +1,12 @@
 package stages
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,8 +39,51 @@ func ownedNames() []string {
 type fileSet struct {
 	out, stage string
 	files      []*os.File
-	names      []string // relative to OUT, in creation order
+	names      []string      // relative to OUT, in creation order
+	sums       []*stagedFile // each staged file's size and sha256, as names
+	kept       []string      // files of the previous export kept as they are
 }
+
+// stagedFile is a staged file's writer: it counts the bytes and hashes them
+// on their way to the file, so the manifest can list every file's size and
+// sha256 without reading it again.
+type stagedFile struct {
+	f     *os.File
+	h     hash.Hash
+	bytes int64
+}
+
+func (w *stagedFile) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ExportFile is one data file of an export, as the manifest lists it.
+type ExportFile struct {
+	Name   string `json:"name"` // relative to OUT, slash-separated
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// dataFiles lists the staged files other than the card and the manifest,
+// sorted by name.
+func (s *fileSet) dataFiles() []ExportFile {
+	var out []ExportFile
+	for i, name := range s.names {
+		if name == "README.md" || name == "manifest.json" {
+			continue
+		}
+		out = append(out, ExportFile{Name: name, Bytes: s.sums[i].bytes, SHA256: hex.EncodeToString(s.sums[i].h.Sum(nil))})
+	}
+	slices.SortFunc(out, func(a, b ExportFile) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// keep marks files of the previous export, already in OUT, as part of this
+// one: commit neither moves nor removes them.
+func (s *fileSet) keep(names ...string) { s.kept = append(s.kept, names...) }
 
 // newFileSet prepares the staging folder of out, removing one a killed
 // export left behind.
@@ -55,7 +102,7 @@ func newFileSet(out string) (*fileSet, error) {
 }
 
 // create opens the staging file of name (relative to OUT, slash-separated).
-func (s *fileSet) create(name string) (*os.File, error) {
+func (s *fileSet) create(name string) (io.Writer, error) {
 	p := filepath.Join(s.stage, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
@@ -64,9 +111,11 @@ func (s *fileSet) create(name string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
+	w := &stagedFile{f: f, h: sha256.New()}
 	s.files = append(s.files, f)
 	s.names = append(s.names, name)
-	return f, nil
+	s.sums = append(s.sums, w)
+	return w, nil
 }
 
 // writeFile stages a whole file.
@@ -143,7 +192,7 @@ func (s *fileSet) commit() error {
 // and the per-split folders they leave empty.
 func (s *fileSet) removeStale() error {
 	for _, name := range ownedNames() {
-		if slices.Contains(s.names, name) {
+		if slices.Contains(s.names, name) || slices.Contains(s.kept, name) {
 			continue
 		}
 		p := filepath.Join(s.out, filepath.FromSlash(name))

@@ -122,15 +122,15 @@ func TestExportFailureKeepsPreviousSet(t *testing.T) {
 	before := snapshot()
 	injected := errors.New("injected")
 	// midway reads the labelled lists as the store does, and in the rows
-	// pass (the fourth: the targets read them three times) calls stop after
-	// 150 rows and returns what it returns.
+	// pass (the fifth: the targets read them three times, the export's
+	// digest once) calls stop after 150 rows and returns what it returns.
 	midway := func(stop func() error) Labels {
 		pass := 0
 		return func(ctx context.Context, fn func(string, []byte) error) error {
 			pass++
 			n := 0
 			return StoreLabels(st)(ctx, func(qid string, v []byte) error {
-				if n++; pass == 4 && n == 150 {
+				if n++; pass == 5 && n == 150 {
 					if err := stop(); err != nil {
 						return err
 					}
@@ -151,7 +151,9 @@ func TestExportFailureKeepsPreviousSet(t *testing.T) {
 		{"cancelled", func() error {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			return exportFrom(ctx, env, midway(func() error { cancel(); return nil }), nil, nil)
+			c := *cfg
+			c.Formats = []string{"jsonl", "arrow"} // another set than OUT's: written, not kept
+			return exportFrom(ctx, &pipeline.Env{Store: st, Config: &c}, midway(func() error { cancel(); return nil }), nil, nil)
 		}},
 	} {
 		err := tc.run()

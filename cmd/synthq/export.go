@@ -91,7 +91,7 @@ func exportCommand() *cli.Command {
 				return err
 			}
 			ex := env.Counters("export").Snapshot()
-			fmt.Fprintf(c.App.ErrWriter, "wrote %d train and %d dev lists to %s (%s layout: %s)\n", ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "))
+			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "))
 			return nil
 		},
 	}

@@ -137,11 +137,20 @@ func doDryRun(ctx context.Context, cfg *pipeline.Config, tokenizer string, out, 
 	return nil
 }
 
+// wroteOrKept says whether the export wrote its data files or found them in
+// place, unchanged, and kept them.
+func wroteOrKept(export map[string]int64) string {
+	if export[stages.CountFilesKept] > 0 {
+		return "kept (unchanged, sha256 checked)"
+	}
+	return "wrote"
+}
+
 // summarise prints where the output is and turns failed items into exit 3.
 func summarise(env *pipeline.Env, log io.Writer) error {
 	ex := env.Counters("export").Snapshot()
 	if !env.Config.Quiet {
-		fmt.Fprintf(log, "wrote %d train and %d dev lists to %s (manifest.json beside them)\n", ex["rows_train"], ex["rows_dev"], env.Config.Out)
+		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out)
 	}
 	fails, _, err := stages.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
