@@ -185,6 +185,11 @@ type Endpoint struct {
 	Rate        float64 `json:"rate"`
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	// Answers per second in steps of SeriesStepS from Start (the first
+	// request), where the run recorded them.
+	Start       string    `json:"start,omitempty"`
+	Series      []float64 `json:"series,omitempty"`
+	SeriesStepS float64   `json:"series_step_s,omitempty"`
 }
 
 // KV is one setting or fact.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"strconv"
+	"time"
 )
 
 //go:embed report.html.tmpl
@@ -218,6 +220,54 @@ func (v *view) charts() {
 	if len(st) > 0 {
 		v.Charts["stages"] = hbars("stages", "Time per stage (last run of each)", "seconds (wall time of the stage's last run)", st)
 	}
+	v.throughput()
+}
+
+// throughput charts each endpoint's answers per second over the last run,
+// on one time axis from the earliest endpoint's first request.
+func (v *view) throughput() {
+	var origin time.Time
+	starts := make([]time.Time, len(v.Data.Endpoints))
+	for i, e := range v.Data.Endpoints {
+		if t, err := time.Parse(time.RFC3339Nano, e.Start); err == nil && len(e.Series) > 0 {
+			starts[i] = t
+			if origin.IsZero() || t.Before(origin) {
+				origin = t
+			}
+		}
+	}
+	var ls []line
+	var end float64
+	for i, e := range v.Data.Endpoints {
+		if len(e.Series) == 0 || e.SeriesStepS <= 0 {
+			continue
+		}
+		off := 0.0
+		if !starts[i].IsZero() {
+			off = starts[i].Sub(origin).Seconds()
+		}
+		l := line{Name: e.Role + " " + e.URL, Colour: runColour(len(ls), "")}
+		for k, y := range e.Series {
+			l.X = append(l.X, off+(float64(k)+0.5)*e.SeriesStepS)
+			l.Y = append(l.Y, y)
+		}
+		end = math.Max(end, off+float64(len(e.Series))*e.SeriesStepS)
+		ls = append(ls, l)
+	}
+	if len(ls) == 0 {
+		return
+	}
+	unit, div := "seconds", 1.0
+	if end > 1200 {
+		unit, div = "minutes", 60
+	}
+	for i := range ls {
+		for k := range ls[i].X {
+			ls[i].X[k] /= div
+		}
+	}
+	v.Charts["throughput"] = lines("throughput", "Answers per second of each endpoint over the last run",
+		unit+" since the run's first request", "answers per second", end/div, ls)
 }
 
 // rateFmt formats a throughput: 12,345 or 12.3 or 0.123.

@@ -78,8 +78,10 @@ func smallStore(t *testing.T, endpoints bool) (*pipeline.Store, *pipeline.Config
 	put(pipeline.PrefixFail+"x", stages.Failure{Stage: "generate", Item: "d2:claims:0", Reason: "http://user:pw@llm:8000/v1?key=s3cret: 400 context length"})
 	if endpoints {
 		put(pipeline.PrefixMeta+"endpoints", []Endpoint{
-			{Role: "llm", URL: "http://gpu1:8000/v1", Requests: 120, Errors: 2, Refusals: 1, Retries: 3, Concurrency: 24, Rate: 41.5, P50ms: 350, P99ms: 1200},
-			{Role: "teacher", URL: "http://tei:8080?token=s3cret", Requests: 40, Concurrency: 8, Rate: 12.25, P50ms: 80, P99ms: 300},
+			{Role: "llm", URL: "http://gpu1:8000/v1", Requests: 120, Errors: 2, Refusals: 1, Retries: 3, Concurrency: 24, Rate: 41.5, P50ms: 350, P99ms: 1200,
+				Start: "2026-11-23T10:00:00Z", Series: []float64{10, 20, 30}, SeriesStepS: 1},
+			{Role: "teacher", URL: "http://tei:8080?token=s3cret", Requests: 40, Concurrency: 8, Rate: 12.25, P50ms: 80, P99ms: 300,
+				Start: "2026-11-23T10:00:01Z", Series: []float64{5, 6}, SeriesStepS: 1},
 		})
 	}
 	return st, cfg
@@ -309,14 +311,25 @@ func TestRenderSectionsEndpointsRedactionDeterminism(t *testing.T) {
 			t.Errorf("page references %s", ref)
 		}
 	}
+	// Throughput over time: one line per endpoint, on one time axis (the
+	// teacher's first request came 1 s after the LLM's: its first step is
+	// centred at 1.5 s of 3).
+	for _, want := range []string{`data-chart="throughput"`,
+		`data-series="llm http://gpu1:8000/v1" data-points="3"`,
+		`<polyline points="402.0,`, // left 62 + 1.5/3 of the 680-wide plot
+		`data-series="teacher http://tei:8080?token=REDACTED" data-points="2"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("throughput chart lacks %s", want)
+		}
+	}
 	// No meta/endpoints: no endpoint table.
 	st2, cfg2 := smallStore(t, false)
 	var c bytes.Buffer
 	if err := Render(&c, build(t, st2, cfg2)); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(c.String(), `data-table="endpoints"`) {
-		t.Error("endpoint table without meta/endpoints")
+	if strings.Contains(c.String(), `data-table="endpoints"`) || strings.Contains(c.String(), `data-chart="throughput"`) {
+		t.Error("endpoint table or throughput chart without meta/endpoints")
 	}
 }
 

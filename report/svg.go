@@ -424,3 +424,80 @@ func stacks(id, title, xLabel string, rows []stackRow, legend []segment) templat
 	b.f(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// line is one series of a line chart: values at X positions (in axis units).
+type line struct {
+	Name, Colour string
+	X, Y         []float64
+}
+
+// lines draws series over a shared numeric x axis from 0 to xmax and a y
+// axis from 0, with a legend above and a label on each axis.
+func lines(id, title, xLabel, yLabel string, xmax float64, ls []line) template.HTML {
+	const w, left, right, top, plotH = 760.0, 62.0, 18.0, 10.0, 190.0
+	legendH := 18.0 * float64(len(ls))
+	h := top + legendH + plotH + 46
+	plotW := w - left - right
+	var ymax float64
+	for _, l := range ls {
+		for _, y := range l.Y {
+			ymax = math.Max(ymax, y)
+		}
+	}
+	yt := niceTicks(0, math.Max(ymax, 1), 4)
+	if last := yt[len(yt)-1]; last < ymax && len(yt) > 1 {
+		yt = append(yt, last+(yt[1]-yt[0]))
+	}
+	ytop := math.Max(yt[len(yt)-1], 1)
+	xmax = math.Max(xmax, 1)
+	xt := niceTicks(0, xmax, 6)
+	y0 := top + legendH
+	xOf := func(x float64) float64 { return left + x/xmax*plotW }
+	yOf := func(y float64) float64 { return y0 + plotH - y/ytop*plotH }
+	var b svgBuf
+	b.f(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %s %s" role="img" aria-label="%s" class="chart" data-chart-id="%s">`, px(w), px(h), esc(title), esc(id))
+	b.f(`<title>%s</title>`, esc(title))
+	for i, l := range ls {
+		y := top + float64(i)*18
+		b.f(`<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="2.5"/>`, px(left), px(left+18), px(y+8), px(y+8), l.Colour)
+		b.f(`<text x="%s" y="%s" class="lg">%s</text>`, px(left+24), px(y+12), esc(l.Name))
+	}
+	for _, t := range yt {
+		y := yOf(t)
+		b.f(`<line x1="%s" x2="%s" y1="%s" y2="%s" class="grid"/>`, px(left), px(left+plotW), px(y), px(y))
+		b.f(`<text x="%s" y="%s" class="yt">%s</text>`, px(left-6), px(y+4), tick(t))
+	}
+	for _, t := range xt {
+		if t > xmax {
+			continue
+		}
+		x := xOf(t)
+		b.f(`<line x1="%s" x2="%s" y1="%s" y2="%s" class="axis"/>`, px(x), px(x), px(y0+plotH), px(y0+plotH+4))
+		b.f(`<text x="%s" y="%s" class="xt">%s</text>`, px(x), px(y0+plotH+16), tick(t))
+	}
+	b.f(`<line x1="%s" x2="%s" y1="%s" y2="%s" class="axis"/>`, px(left), px(left+plotW), px(y0+plotH), px(y0+plotH))
+	b.f(`<line x1="%s" x2="%s" y1="%s" y2="%s" class="axis"/>`, px(left), px(left), px(y0), px(y0+plotH))
+	for _, l := range ls {
+		var pts strings.Builder
+		for i := range l.Y {
+			if i > 0 {
+				pts.WriteByte(' ')
+			}
+			pts.WriteString(px(xOf(l.X[i])) + "," + px(yOf(l.Y[i])))
+		}
+		b.f(`<polyline points="%s" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round" data-series="%s" data-points="%d"><title>%s</title></polyline>`,
+			pts.String(), l.Colour, esc(l.Name), len(l.Y), esc(l.Name))
+	}
+	b.f(`<text x="%s" y="%s" class="xl">%s</text>`, px(left+plotW/2), px(h-8), esc(xLabel))
+	b.f(`<text x="14" y="%s" class="yl" transform="rotate(-90 14 %s)">%s</text>`, px(y0+plotH/2), px(y0+plotH/2), esc(yLabel))
+	b.f(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// tick formats an axis tick: 1,200 or 2.5 (no trailing zeros).
+func tick(t float64) string {
+	if t == math.Trunc(t) {
+		return thousands(int64(t))
+	}
+	return strconv.FormatFloat(t, 'f', -1, 64)
+}

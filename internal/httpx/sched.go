@@ -71,6 +71,7 @@ type endpoint struct {
 	first, last                                  time.Time
 	lat                                          latHist
 	peak                                         int
+	answers                                      series // answers per step of time
 }
 
 func newSched(o *Options) *sched {
@@ -276,6 +277,7 @@ func (s *sched) release(t *ticket, o outcome) {
 			e.served++
 			s.served++
 			e.lat.add(now.Sub(t.start))
+			e.answers.add(now.Sub(e.first))
 			e.ctl.succeeded(now)
 		} else {
 			e.errors++
@@ -455,6 +457,12 @@ type EndpointStats struct {
 	SettledS     float64 `json:"settled_s,omitempty"` // seconds from the first request to the end of slow start
 	Down         bool    `json:"down,omitempty"`
 	DownSince    string  `json:"down_since,omitempty"`
+	// Series is the answers per second in each step of SeriesStepS seconds
+	// from the first request (at most 240 steps: a longer run has longer
+	// steps; the last step is over its elapsed part).
+	Series      []float64 `json:"series,omitempty"`
+	SeriesStepS float64   `json:"series_step_s,omitempty"`
+	Start       string    `json:"start,omitempty"` // the first request, UTC
 }
 
 func (s *sched) stats() []EndpointStats {
@@ -470,6 +478,10 @@ func (s *sched) stats() []EndpointStats {
 		}
 		if !e.ctl.settled.IsZero() && !e.first.IsZero() {
 			st.SettledS = e.ctl.settled.Sub(e.first).Seconds()
+		}
+		if st.Series = e.answers.rates(e.last.Sub(e.first)); st.Series != nil {
+			st.SeriesStepS = e.answers.step.Seconds()
+			st.Start = e.first.UTC().Format(time.RFC3339Nano)
 		}
 		if e.down {
 			st.DownSince = e.downSince.Format(time.RFC3339)
