@@ -117,16 +117,6 @@ func counter(t *testing.T, s *realserver.Server) *realserver.Counter {
 	return c
 }
 
-// pending skips a check that fails until a fix outside this test tier lands
-// (issue 13: client-side fixes in embed/, teacher/, stages/llm.go; the
-// driver's SIGINT grace); SYNTHQ_REAL_PENDING=1 runs it.
-func pending(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("SYNTHQ_REAL_PENDING") != "1" {
-		t.Skipf("pending (SYNTHQ_REAL_PENDING=1 runs it): %s", why)
-	}
-}
-
 // realCorpus writes the first n passages of the test corpus, each passage's
 // text repeated rep times (rep > 1 makes long passages).
 func realCorpus(t *testing.T, n, rep int) string {
