@@ -118,12 +118,8 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		return err
 	}
 	committed := false
-	writers := map[string]*splitWriter{}
 	defer func() {
 		if !committed {
-			for _, w := range writers {
-				w.abort()
-			}
 			set.abort()
 		}
 	}()
@@ -144,7 +140,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		c.Add(CountFilesKept, int64(len(rec.Files)))
 	} else {
 		rec = exportRecord{Digest: digest}
-		if rec.Counts, err = writeRows(ctx, set, writers, labels, lay, schema, t, cfg, scores, st, bar); err != nil {
+		if rec.Counts, err = writeRows(ctx, set, labels, lay, schema, t, cfg, scores, st, bar); err != nil {
 			return err
 		}
 		rec.Files = set.dataFiles()
@@ -185,13 +181,22 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 	return nil
 }
 
-// writeRows writes every kept list of labels into the train and dev writers
-// (created in set, and closed here) and returns the export counters the
-// rows give: rows_train, rows_dev and the lists dropped for the layout.
-func writeRows(ctx context.Context, set *fileSet, writers map[string]*splitWriter, labels Labels, lay layout, schema *arrow.Schema,
-	t *Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (map[string]int64, error) {
+// writeRows writes every kept list of labels into train and dev files staged
+// in set and returns the export counters the rows give: rows_train, rows_dev
+// and the lists dropped for the layout. On error its writers are released;
+// the caller aborts set.
+func writeRows(ctx context.Context, set *fileSet, labels Labels, lay layout, schema *arrow.Schema,
+	t *Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (_ map[string]int64, err error) {
 	counts := map[string]int64{}
 	mem := memory.NewGoAllocator()
+	writers := map[string]*splitWriter{}
+	defer func() {
+		if err != nil {
+			for _, w := range writers {
+				w.abort()
+			}
+		}
+	}()
 	for _, name := range []string{"train", "dev"} {
 		w, err := newSplitWriter(set, name, lay, cfg.Formats, schema, mem)
 		if err != nil {
@@ -201,7 +206,7 @@ func writeRows(ctx context.Context, set *fileSet, writers map[string]*splitWrite
 	}
 	passages := newPassageCache(st, 1<<16)
 	var r exportRow
-	err := labels(ctx, func(qid string, v []byte) error {
+	err = labels(ctx, func(qid string, v []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -93,10 +93,7 @@ func outageAt(f *fakes.LLM, n int64, d time.Duration) <-chan struct{} {
 func TestOutageShorterThanMaxOutage(t *testing.T) {
 	ref := fleetRef(t)
 	out := t.TempDir()
-	llm := fakes.NewLLM(model)
-	rr := fakes.NewReranker("tei", teacherModel)
-	t.Cleanup(llm.Close)
-	t.Cleanup(rr.Close)
+	llm, rr := fleetFakes(t)
 	llm.Latency = 20 * time.Millisecond
 	down := outageAt(llm, 20, 3*time.Second)
 	start := time.Now()
@@ -131,10 +128,7 @@ func TestOutageShorterThanMaxOutage(t *testing.T) {
 func TestOutageLongerThanMaxOutage(t *testing.T) {
 	ref := fleetRef(t)
 	out := t.TempDir()
-	llm := fakes.NewLLM(model)
-	rr := fakes.NewReranker("tei", teacherModel)
-	t.Cleanup(llm.Close)
-	t.Cleanup(rr.Close)
+	llm, rr := fleetFakes(t)
 	llm.Latency = 20 * time.Millisecond
 	outageAt(llm, 20, 0)
 	args := append(fleetArgs(out, rr.URL, llm.URL()), "--max-outage", "2s")
@@ -169,10 +163,7 @@ func TestOutageLongerThanMaxOutage(t *testing.T) {
 // server's message, and records nothing as failed.
 func TestSystematic400StopsEarly(t *testing.T) {
 	out := t.TempDir()
-	llm := fakes.NewLLM(model)
-	rr := fakes.NewReranker("tei", teacherModel)
-	t.Cleanup(llm.Close)
-	t.Cleanup(rr.Close)
+	llm, rr := fleetFakes(t)
 	llm.Fault = func(int64, []byte) string { return "400-max-tokens" }
 	code, msg := synthq(t, context.Background(), fleetArgs(out, rr.URL, llm.URL())...)
 	if code != exitError || !strings.Contains(msg, "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.") {
@@ -250,10 +241,7 @@ func TestSigintKeepsInFlightAnswers(t *testing.T) {
 		out := t.TempDir()
 		// Set before the fake serves: the requests come from another
 		// process, which the race detector cannot see synchronise.
-		llm := fakes.NewLLM(model, func(f *fakes.LLM) { f.Latency = 4 * time.Second })
-		rr := fakes.NewReranker("tei", teacherModel)
-		t.Cleanup(llm.Close)
-		t.Cleanup(rr.Close)
+		llm, rr := fleetFakes(t, func(f *fakes.LLM) { f.Latency = 4 * time.Second })
 		cmd, wait, stderr := startSynthq(t, bin, fleetArgs(out, rr.URL, llm.URL())...)
 		deadline := time.Now().Add(15 * time.Second)
 		for llm.InFlight() < 1 && time.Now().Before(deadline) {
@@ -296,7 +284,7 @@ func sigintOnce(t *testing.T, bin string, extra []string) {
 	out := t.TempDir()
 	var mu sync.Mutex
 	var arrivals []time.Time
-	llm := fakes.NewLLM(model, func(f *fakes.LLM) {
+	llm, rr := fleetFakes(t, func(f *fakes.LLM) {
 		f.Latency = 1500 * time.Millisecond
 		f.Inspect = func([]byte) {
 			mu.Lock()
@@ -304,9 +292,6 @@ func sigintOnce(t *testing.T, bin string, extra []string) {
 			mu.Unlock()
 		}
 	})
-	rr := fakes.NewReranker("tei", teacherModel)
-	t.Cleanup(llm.Close)
-	t.Cleanup(rr.Close)
 	cmd, wait, stderr := startSynthq(t, bin, append(fleetArgs(out, rr.URL, llm.URL()), extra...)...)
 	// Wait until several requests are in flight (past the first one,
 	// which finds out the server's n support alone).
@@ -393,4 +378,14 @@ func startSynthq(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan er
 	wait := make(chan error, 1)
 	go func() { wait <- cmd.Wait() }()
 	return cmd, wait, stderr
+}
+
+// fleetFakes starts the LLM (configured by opts before it serves) and a TEI
+// teacher, closed when the test ends.
+func fleetFakes(t *testing.T, opts ...func(*fakes.LLM)) (*fakes.LLM, *fakes.Reranker) {
+	llm := fakes.NewLLM(model, opts...)
+	rr := fakes.NewReranker("tei", teacherModel)
+	t.Cleanup(llm.Close)
+	t.Cleanup(rr.Close)
+	return llm, rr
 }

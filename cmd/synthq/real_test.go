@@ -368,19 +368,14 @@ func TestRealServerRestart(t *testing.T) {
 	chat, rr := k.chatServer(t, "-np", "2"), k.rerankServer(t)
 	out := t.TempDir()
 	args := realRunArgs(realCorpus(t, 12, 1), out, chat.URL, rr.URL, "--max-tokens", "48")
-	done := make(chan struct{})
-	var code int
-	var msg string
-	go func() {
-		defer close(done)
-		code, msg = synthq(t, context.Background(), args...)
-	}()
+	done, result := synthqInBackground(t, args...)
 	time.Sleep(1500 * time.Millisecond)
 	chat.Kill()
 	t.Log("chat server killed")
 	time.Sleep(4 * time.Second)
 	select {
 	case <-done:
+		code, msg := result()
 		t.Fatalf("the run ended while the server was down: exit %d: %s", code, msg)
 	default:
 	}
@@ -390,6 +385,7 @@ func TestRealServerRestart(t *testing.T) {
 	}
 	t.Log("chat server restarted")
 	<-done
+	code, msg := result()
 	if !strings.Contains(chat.Log()[mark:], "launch_slot_") {
 		t.Errorf("the restarted server got no request: the kill did not land mid-run")
 	}
@@ -409,13 +405,7 @@ func TestRealServerOutage(t *testing.T) {
 	chat, rr := k.chatServer(t, "-np", "2"), k.rerankServer(t)
 	out := t.TempDir()
 	args := realRunArgs(realCorpus(t, 12, 1), out, chat.URL, rr.URL, "--max-tokens", "48", "--max-retries", "2")
-	done := make(chan struct{})
-	var code int
-	var msg string
-	go func() {
-		defer close(done)
-		code, msg = synthq(t, context.Background(), args...)
-	}()
+	done, result := synthqInBackground(t, args...)
 	time.Sleep(1500 * time.Millisecond)
 	chat.Kill()
 	time.Sleep(15 * time.Second)
@@ -423,6 +413,7 @@ func TestRealServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+	code, msg := result()
 	g := manifestOf(t, out).Stages["generate"].Counts
 	t.Logf("exit %d; generate counters %v; %s", code, g, clip(msg, 1500))
 	if code == exitFailedItems {
@@ -636,4 +627,17 @@ func post(t *testing.T, url, key string, body any) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, rb
+}
+
+// synthqInBackground runs synthq with args in a goroutine; once done is
+// closed, result returns its exit status and output.
+func synthqInBackground(t *testing.T, args ...string) (done <-chan struct{}, result func() (int, string)) {
+	ch := make(chan struct{})
+	var code int
+	var msg string
+	go func() {
+		defer close(ch)
+		code, msg = synthq(t, context.Background(), args...)
+	}()
+	return ch, func() (int, string) { return code, msg }
 }
