@@ -173,22 +173,9 @@ func (s *Store) PutJSON(key string, v any) error {
 // DropPrefix, which blocks every other writer while it runs (stages working
 // ahead write beside the one that rebuilds its table).
 func (s *Store) DropPrefix(prefix string) error {
-	p := []byte(prefix)
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = p
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.ValidForPrefix(p); it.Next() {
-			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.scanKeys(prefix, func(item *badger.Item) error { return wb.Delete(item.KeyCopy(nil)) })
 	if err == nil {
 		err = wb.Flush()
 	}
@@ -231,21 +218,29 @@ func (s *Store) ScanFrom(prefix, start string, fn func(key string, val []byte) e
 	})
 }
 
-// Count returns the number of keys under prefix (keys only, no values read).
-func (s *Store) Count(prefix string) (int, error) {
-	n := 0
+// scanKeys calls fn for every item under prefix (every item for ""), in
+// key order, reading keys only: values stay on disk.
+func (s *Store) scanKeys(prefix string, fn func(item *badger.Item) error) error {
 	p := []byte(prefix)
-	err := s.db.View(func(txn *badger.Txn) error {
+	return s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = p
 		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.ValidForPrefix(p); it.Next() {
-			n++
+			if err := fn(it.Item()); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// Count returns the number of keys under prefix (keys only, no values read).
+func (s *Store) Count(prefix string) (int, error) {
+	n := 0
+	err := s.scanKeys(prefix, func(*badger.Item) error { n++; return nil })
 	if err != nil {
 		return 0, fmt.Errorf("store count %q: %w", prefix, err)
 	}

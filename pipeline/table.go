@@ -225,16 +225,9 @@ func (s *Store) Size() (StoreSize, error) {
 	if err != nil {
 		return sz, fmt.Errorf("store %s: size: %w", s.path, err)
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			sz.Keys++
-			sz.LiveBytes += int64(len(item.Key())) + item.ValueSize()
-		}
+	err = s.scanKeys("", func(item *badger.Item) error {
+		sz.Keys++
+		sz.LiveBytes += int64(len(item.Key())) + item.ValueSize()
 		return nil
 	})
 	if err != nil {
