@@ -89,8 +89,9 @@ func TestEveryFlagHasACategory(t *testing.T) {
 	}
 }
 
-// Items 6 and 7 of issue 23: a mistyped flag or command is one line naming
-// the closest one and pointing at --help, exit 2 (not ~100 lines of help).
+// Items 6, 7 and 10 of issue 23: a mistyped flag or command, or a missing
+// required flag, is one line naming the closest one (or what to give) and
+// pointing at --help, exit 2 (not ~100 lines of help).
 func TestUsageErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -105,6 +106,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--corpus"}, "synthq: run: flag needs an argument: --corpus (see synthq run --help)\n"},
 		{[]string{"run", "--min-candidates", "x"}, "synthq: run: invalid value \"x\" for flag --min-candidates: parse error (see synthq run --help)\n"},
 		{[]string{"--bogus"}, "synthq: unknown flag --bogus (see synthq --help)\n"},
+		{[]string{"run"}, "synthq: run: --corpus is required: the JSONL file of passages to write queries for; to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5 (see synthq run --help)\n"},
+		{[]string{"run", "--offline", "corpus.jsonl"}, "synthq: run: takes no arguments, got \"corpus.jsonl\" (every setting is a flag) (see synthq run --help)\n"},
 		{[]string{"version", "x"}, "synthq: version: takes no arguments, got \"x\" (see synthq version --help)\n"},
 	}
 	for _, tc := range cases {
