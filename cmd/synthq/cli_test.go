@@ -168,3 +168,51 @@ func TestInspectFlagsAfterQID(t *testing.T) {
 		t.Fatalf("not the story of kb001:questions:0 as JSON (%v): %s", err, out)
 	}
 }
+
+// Item 8 of issue 23: the manifest and the report show settings a person
+// reads (durations as Go durations, concurrency "auto"), an offline run
+// names no LLM or teacher model, and paths are clean (no out//store).
+func TestReadableSettings(t *testing.T) {
+	dir := t.TempDir()
+	out := dir + "/out/"
+	if code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", corpus, "--out", out, "--quiet",
+		"--min-candidates", "5", "--report"); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"grace": "30s", "max_outage": "30m0s", "request_timeout": "1m0s", "concurrency": "auto",
+		"out": filepath.Join(dir, "out"), "store": filepath.Join(dir, "out", "store"), "teacher_api": "lexical"}
+	for k, v := range want {
+		if m.Config[k] != v {
+			t.Errorf("manifest config %s = %v, want %v", k, m.Config[k], v)
+		}
+	}
+	for _, k := range []string{"llm_model", "teacher_model", "llm_urls", "teacher_urls"} {
+		if v, ok := m.Config[k]; ok {
+			t.Errorf("offline manifest lists %s = %v", k, v)
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<td>grace</td><td class=\"mono\">30s</td>", "<td>concurrency</td><td class=\"mono\">auto</td>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report settings lack %s", want)
+		}
+	}
+	for _, no := range []string{"30000000000", "Llama-3.1", "bge-reranker", "//store"} {
+		if strings.Contains(string(page), no) {
+			t.Errorf("report shows %q", no)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -216,6 +217,14 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 			return nil, fmt.Errorf("--%s: %w", f.name, err)
 		}
 		*f.dst = n
+	}
+	if cfg.Offline {
+		// No LLM and no cross-encoder: the manifest and report list none.
+		cfg.LLMModel, cfg.TeacherModel, cfg.TeacherAPI = "", "", "lexical"
+	}
+	cfg.Out = filepath.Clean(cfg.Out)
+	if cfg.Store != "" {
+		cfg.Store = filepath.Clean(cfg.Store)
 	}
 	applyRetriever(c, cfg)
 	if err := applyTargets(c, cfg, false); err != nil {
