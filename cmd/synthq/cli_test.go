@@ -338,3 +338,37 @@ func TestCachedRerunKeepsPaidFigures(t *testing.T) {
 		}
 	}
 }
+
+// Item 10 of issue 23: interop/package-lock.json lists every optional
+// dependency of every locked package (DuckDB's bindings for each platform),
+// so `npm ci` accepts it and `npm install` leaves it as it is: the tree stays
+// clean after the README's test command.
+func TestInteropLockComplete(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "interop", "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock struct {
+		Packages map[string]struct {
+			Version              string            `json:"version"`
+			Dependencies         map[string]string `json:"dependencies"`
+			OptionalDependencies map[string]string `json:"optionalDependencies"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(b, &lock); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range lock.Packages {
+		for dep, ver := range p.OptionalDependencies {
+			got, ok := lock.Packages["node_modules/"+dep]
+			if !ok {
+				t.Errorf("%s: optional dependency %s@%s is not in the lock (npm install would add it)", name, dep, ver)
+			} else if got.Version != ver && !strings.ContainsAny(ver, "^~<>*") {
+				t.Errorf("%s: optional dependency %s locked at %s, wants %s", name, dep, got.Version, ver)
+			}
+		}
+	}
+	if len(lock.Packages) < 5 {
+		t.Errorf("lock lists %d packages", len(lock.Packages))
+	}
+}
