@@ -22,7 +22,7 @@ func flagGroups(command string) []flagGroup {
 		own = []flagGroup{{"Report", []string{"manifest", "examples", "sample"}}}
 	}
 	return append(own, []flagGroup{
-		{"Input and output", []string{"corpus", "out", "store", "merge", "queries", "qrels", "config", "offline",
+		{"Input and output", []string{"corpus", "out", "store", "prepared", "merge", "queries", "qrels", "config", "offline",
 			"json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
 			"temperature", "top-p", "max-tokens", "no-n", "llm-extra", "examples", "few-shot", "max-passage-chars",
