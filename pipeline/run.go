@@ -61,8 +61,8 @@ type Env struct {
 	// instead of reading the corpus file, and dense mining reads its passage
 	// vectors instead of embedding the corpus.
 	Prepared *Store
-	counters  sync.Map // stage -> *Counters
-	refusals  sync.Map // role -> *Refusals
+	counters sync.Map // stage -> *Counters
+	refusals sync.Map // role -> *Refusals
 
 	mu   sync.RWMutex
 	next map[string]*aheadIn // producing stage -> input of the next stage working ahead
