@@ -1,4 +1,4 @@
-package main
+package synthcorpus
 
 import (
 	"bufio"
@@ -75,7 +75,7 @@ func TestWriteSeededBEIR(t *testing.T) {
 		t.Errorf("%d near copies, want about 5%% of 3000", copies)
 	}
 	isStop := false
-	for _, w := range stopwords {
+	for _, w := range Stopwords {
 		isStop = isStop || w == top
 	}
 	if !isStop {
