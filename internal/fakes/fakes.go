@@ -372,6 +372,23 @@ func words(b []byte) int { return len(strings.Fields(string(b))) }
 // near what Llama 3's and BERT's vocabularies make of English prose.
 func Tokens(text string) int { return (len(text)*2 + 8) / 9 }
 
+// WindowTokens is what the fake servers count against their window
+// (PhysicalBatch, MaxTokens): Tokens, plus a token for every character of a
+// word made only of punctuation, as a WordPiece or BPE vocabulary splits
+// ". . . . 394" (a table of contents) into a token per dot. Prose counts the
+// same as Tokens; a table of contents ~2.5 bytes a token, so a cut by
+// window.Estimate (3 bytes a token) is over the window, as against the real
+// llama-server (617 tokens for 512 estimated).
+func WindowTokens(text string) int {
+	n := Tokens(text)
+	for _, w := range strings.Fields(text) {
+		if strings.IndexFunc(w, func(r rune) bool { return !unicode.IsPunct(r) }) < 0 {
+			n += len(w)
+		}
+	}
+	return n
+}
+
 // lastPassage extracts the passage the prompt asks about (after the last "Passage:").
 func lastPassage(user string) string {
 	i := strings.LastIndex(user, "Passage:")
@@ -491,7 +508,7 @@ func (f *Reranker) gated(h http.HandlerFunc) http.HandlerFunc {
 			}
 			json.Unmarshal(body, &req)
 			for _, d := range append(req.Texts, req.Documents...) {
-				if n := Tokens(req.Query) + Tokens(d) + 4; n > f.MaxTokens {
+				if n := WindowTokens(req.Query) + WindowTokens(d) + 4; n > f.MaxTokens {
 					f.Counter.add(body)
 					writeJSON(w, 500, map[string]any{"error": map[string]any{"code": 500,
 						"message": fmt.Sprintf("input (%d tokens) is too large to process. increase the physical batch size (current batch size: %d)", n, f.MaxTokens),
