@@ -48,7 +48,7 @@ func LabelStage(deps *Deps) pipeline.Stage {
 		scorer = deps.Scorer
 	}
 	cut := cutAgainSince(scorer)
-	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher",
+	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher", PaidCounter: "pairs_scored",
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("label"), "candidates_cut_again")
 			return runLabel(ctx, env, deps)
