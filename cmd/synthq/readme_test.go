@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,4 +127,144 @@ func sameDefault(readme, flag, name string) bool {
 		return err == nil && a == b
 	}
 	return readme == flag
+}
+
+// readmeCommands are the synthq commands of README.md as a newcomer runs
+// them: every `synthq …` line of its sh blocks (continuations joined,
+// comments dropped), then every inline `synthq …` with arguments, its
+// [optional] parts included where they hold no placeholder.
+func readmeCommands(text string) (blocks, inline []string) {
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(text, -1) {
+		for _, line := range strings.Split(strings.ReplaceAll(m[1], "\\\n", " "), "\n") {
+			if line = strings.TrimSpace(line); strings.HasPrefix(line, "synthq ") {
+				blocks = append(blocks, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	placeholder := regexp.MustCompile(`(^|\s)([A-Z]|FILE|N)(\s|$)|…|\||/work/|\*`)
+	for _, m := range regexp.MustCompile("`(synthq [^`]+)`").FindAllStringSubmatch(text, -1) {
+		cmd := regexp.MustCompile(`\[([^\]]*)\]`).ReplaceAllStringFunc(m[1], func(opt string) string {
+			if opt = strings.ReplaceAll(strings.Trim(opt, "[]"), "…", ""); placeholder.MatchString(opt) {
+				return ""
+			}
+			return opt
+		})
+		if !slices.Contains(inline, cmd) {
+			inline = append(inline, strings.Join(strings.Fields(cmd), " "))
+		}
+	}
+	return blocks, inline
+}
+
+// shellWords splits a command line as sh does for the README's commands:
+// words, "double" and 'single' quotes, and a # comment at a word's start.
+func shellWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	quote, word := byte(0), false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			w.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote, word = c, true
+		case c == ' ' || c == '\t':
+			if word {
+				words, word = append(words, w.String()), false
+				w.Reset()
+			}
+		case c == '#' && !word:
+			return words
+		default:
+			w.WriteByte(c)
+			word = true
+		}
+	}
+	if word {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// Every offline command of the README runs as written, in order, in a fresh
+// folder holding the repository's testdata (the SciFact ones only where
+// ../shared/data/scifact is present). Commands that need a server or a
+// file of the reader's own are listed here with the reason, so a new README
+// command is either run or knowingly skipped.
+func TestReadmeOfflineCommands(t *testing.T) {
+	text := readme(t)
+	blocks, inline := readmeCommands(text)
+	skip := map[string]string{
+		"synthq run --corpus corpus.jsonl --out out/ --llm-url": "needs an LLM and a reranker server",
+		"synthq run --dry-run --corpus corpus.jsonl":            "needs the reader's corpus and tokenizer.json",
+		"synthq run": "the inline mention of the command, not a command line",
+		"synthq eval --corpus C --queries Q --qrels R": "run below with SciFact's files",
+		"synthq stats":   "the inline mention of the command",
+		"synthq report":  "the inline mention of the command",
+		"synthq inspect": "the inline mention of the command",
+		"synthq eval":    "the inline mention of the command",
+		"synthq export":  "the inline mention of the command",
+		"synthq prepare": "the inline mention of the command",
+		"synthq export --out /work/merged --merge /work/shard-*/": "the Kubernetes example's paths",
+		"synthq run … --out out/":                                 "an elided command line",
+		"synthq run … --report":                                   "an elided command line",
+		"synthq export --store … --layout …":                      "an elided command line",
+	}
+	skipped := func(cmd string) string {
+		for prefix, why := range skip {
+			if cmd == prefix || (strings.HasPrefix(cmd, prefix) && prefix != "synthq run" && prefix != "synthq stats" &&
+				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare") {
+				return why
+			}
+		}
+		return ""
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "testdata", "corpus.jsonl"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scifact, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "data", "scifact"))
+	t.Chdir(dir)
+	run := func(cmd string) {
+		t.Helper()
+		code, out, errs := cliRun(t, shellWords(cmd)[1:]...)
+		if code != 0 {
+			t.Errorf("README command %q: exit %d\n%s%s", cmd, code, out, errs)
+		}
+	}
+	ran := 0
+	for _, cmd := range append(blocks, inline...) {
+		if why := skipped(cmd); why != "" {
+			t.Logf("skip %q: %s", cmd, why)
+			continue
+		}
+		if strings.Contains(cmd, "--merge shard0/store") {
+			// The shards the merge reads, made as the README's shard section says.
+			for i := range 3 {
+				run(fmt.Sprintf("synthq run --offline --corpus testdata/corpus.jsonl --out shard%d --min-candidates 5 --shard %d/3 --quiet", i, i))
+			}
+		}
+		run(cmd)
+		t.Logf("ran %q", cmd)
+		ran++
+	}
+	if ran < 10 {
+		t.Errorf("ran %d README commands; the extraction is broken: %q %q", ran, blocks, inline)
+	}
+	if _, err := os.Stat(filepath.Join(scifact, "corpus.jsonl")); err != nil {
+		t.Logf("SciFact not found at %s (read from ../shared, never copied into the repo): its eval command skipped", scifact)
+		return
+	}
+	run(fmt.Sprintf("synthq eval --corpus %s --queries %s --qrels %s --retriever bm25 --json", filepath.Join(scifact, "corpus.jsonl"),
+		filepath.Join(scifact, "queries.jsonl"), filepath.Join(scifact, "qrels", "test.tsv")))
 }
