@@ -110,6 +110,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus"}, "synthq: unknown flag --bogus (see synthq --help)\n"},
 		{[]string{"run"}, "synthq: run: --corpus is required: the JSONL file of passages to write queries for; to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5 (see synthq run --help)\n"},
 		{[]string{"run", "--offline", "corpus.jsonl"}, "synthq: run: takes no arguments, got \"corpus.jsonl\" (every setting is a flag) (see synthq run --help)\n"},
+		{[]string{"inspect", "--store", "s"}, "synthq: inspect: give one qid, e.g. synthq inspect --store out/store kb001:questions:0, got 0 arguments (see synthq inspect --help)\n"},
+		{[]string{"export", "--out", "o"}, "synthq: export: --store is required (or --merge STORE…) (see synthq export --help)\n"},
+		{[]string{"export", "--merge", "a/store"}, "synthq: export: --merge: --out is required (see synthq export --help)\n"},
+		{[]string{"eval", "--queries", "q", "--qrels", "r"}, "synthq: eval: --corpus is required: the BEIR corpus.jsonl the queries search (see synthq eval --help)\n"},
 		{[]string{"version", "x"}, "synthq: version: takes no arguments, got \"x\" (see synthq version --help)\n"},
 	}
 	for _, tc := range cases {
