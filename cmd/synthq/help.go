@@ -21,7 +21,7 @@ func flagGroups(command string) []flagGroup {
 	if command == "report" {
 		own = []flagGroup{{"Report", []string{"manifest", "examples", "sample"}}}
 	}
-	return append(own, []flagGroup{
+	groups := []flagGroup{
 		{"Input and output", []string{"corpus", "out", "store", "merge", "force", "prepared", "queries", "qrels", "config",
 			"offline", "json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
@@ -39,7 +39,9 @@ func flagGroups(command string) []flagGroup {
 			"embed-concurrency", "max-concurrency", "rpm", "tpm", "teacher-rpm", "max-retries", "request-timeout",
 			"max-outage", "grace", "retry-failed", "no-overlap"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
-	}...)
+	}
+	// The command's own groups come right after input and output.
+	return slices.Concat(groups[:1], own, groups[1:])
 }
 
 type flagGroup struct {
