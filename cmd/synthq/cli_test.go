@@ -376,3 +376,26 @@ func TestInteropLockComplete(t *testing.T) {
 		t.Errorf("lock lists %d packages", len(lock.Packages))
 	}
 }
+
+// Inspect of a passage the run keeps out (--holdout) says so.
+func TestInspectHeldOut(t *testing.T) {
+	out := t.TempDir()
+	if code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", corpus, "--out", out, "--quiet",
+		"--min-candidates", "5", "--holdout", "2"); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Holdout []string `json:"holdout_passages"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Holdout) != 2 {
+		t.Fatalf("manifest holdout_passages %v (%v)", m.Holdout, err)
+	}
+	code, got, errs := cliRun(t, "inspect", "--store", filepath.Join(out, "store"), m.Holdout[0]+":questions:0")
+	if want := "outcome  not asked by this run: the passage is held out (--holdout)\n"; code != 0 || !strings.Contains(got, want) {
+		t.Errorf("inspect of a held-out passage: exit %d, %s%s; want %q", code, got, errs, want)
+	}
+}
