@@ -184,7 +184,7 @@ func docOf(f cli.Flag) flagDoc {
 // boolDefault shows only a true default (a false one is the flag absent).
 func boolDefault(v bool) string {
 	if v {
-		return "true; --%s=false turns it off"
+		return "true"
 	}
 	return ""
 }
@@ -234,8 +234,8 @@ DESCRIPTION:
 			u = "(required) " + u
 		}
 		switch {
-		case d.kind == "" && strings.Contains(d.def, "%s"):
-			u += " (default: " + fmt.Sprintf(d.def, d.names[0]) + ")"
+		case d.kind == "" && d.def == "true":
+			u += " (default: true; --" + d.names[0] + "=false turns it off)"
 		case d.def != "":
 			u += " (default: " + d.def + ")"
 		}
