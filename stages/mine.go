@@ -54,8 +54,16 @@ const mineChunk = 2048
 // than cfg.MinCandidates candidates.
 func MineStage(deps *Deps) pipeline.Stage {
 	ms := &mineState{}
+	var embs []any
+	if deps != nil {
+		embs = embeddersAsAny(deps.Embedders)
+	}
+	cut := cutAgainSince(embs...)
 	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages",
-		Run: func(ctx context.Context, env *pipeline.Env) error { return runMine(ctx, env, deps, ms) },
+		Run: func(ctx context.Context, env *pipeline.Env) error {
+			defer cut(env.Counters("mine"), "texts_cut_again")
+			return runMine(ctx, env, deps, ms)
+		},
 		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
 			return mineAhead(ctx, env, deps, ms, in)
 		}}
@@ -359,7 +367,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 	}
 	for i, d := range dense {
 		win := EmbedWindow(cfg, nil).Desc()
-		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
+		vc := &vectorCache{st: st, prep: env.Prepared, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
 			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: env.Counters("mine"), progress: env.Progress,
 			scope: cfg.FailureScope(), window: win}
 		var (

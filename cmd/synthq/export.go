@@ -40,13 +40,13 @@ A target flag not given keeps the value the run used (stored with its store);
 					}
 				}
 				if len(paths) == 0 {
-					return errors.New("export --merge: give the shard stores as arguments")
+					return usagef("export", "--merge: give the shard stores as arguments")
 				}
 				if !c.IsSet("out") {
-					return errors.New("export --merge: --out is required")
+					return usagef("export", "--merge: --out is required")
 				}
 			} else if paths[0] == "" {
-				return errors.New("export: --store is required (or --merge STORE…)")
+				return usagef("export", "--store is required (or --merge STORE…)")
 			}
 			var stores []*pipeline.Store
 			defer func() {
@@ -96,7 +96,7 @@ A target flag not given keeps the value the run used (stored with its store);
 				return err
 			}
 			ex := env.Counters("export").Snapshot()
-			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "))
+			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "), leftOut(ex, &cfg))
 			return nil
 		},
 	}

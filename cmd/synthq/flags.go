@@ -86,8 +86,8 @@ func corpusFlags() []cli.Flag {
 // retrieverFlags are the first-pass settings that run and eval share.
 func retrieverFlags() []cli.Flag {
 	return []cli.Flag{
-		float("bm25-k1", 0.9, "BM25 k1"),
-		float("bm25-b", 0.4, "BM25 b"),
+		float("bm25-k1", pipeline.DefaultBM25K1, "BM25 k1"),
+		float("bm25-b", pipeline.DefaultBM25B, "BM25 b"),
 		str("retriever", "bm25", "first-pass retrieval: bm25 | dense | bm25,dense (runs fused by reciprocal rank fusion)"),
 		integer("rrf-k", 60, "reciprocal rank fusion constant k: score = sum of 1/(k + rank)"),
 		strs("embed-url", "embeddings server base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI); repeat for several servers of one model, or give one per --embed-model"),
@@ -154,7 +154,7 @@ func runFlags() []cli.Flag {
 		integer("max-tokens", 50, "max completion tokens per query"),
 		integer("max-passage-chars", 2048, "passages are cut to this many characters at a word boundary"),
 		str("examples", "", "JSONL few-shot pool {\"type\",\"passage\",\"query\"} replacing the built-in examples of its types"),
-		integer("few-shot", 3, "examples per prompt"),
+		integer("few-shot", pipeline.DefaultFewShot, "examples per prompt"),
 		str("llm-extra", "", "JSON object of extra request body keys, e.g. '{\"top_k\":20}' for vLLM"),
 		integer("max-query-words", 20, "drop parsed queries longer than this many words"),
 		integer("max-copied-words", 10, "drop queries repeating a run of more than this many passage words"),
@@ -163,8 +163,8 @@ func runFlags() []cli.Flag {
 		integer("max-passages", 0, "generate for a seeded sample of this many passages (0: all); every passage stays retrievable"),
 		integer("holdout", 0, "keep a seeded sample of this many passages out of generation, listed in the manifest (for evaluation)"),
 		integer("candidates", 100, "first-pass candidates per query"),
-		integer("roundtrip-k", 20, "keep a query only if its source passage is in the first-pass top k (0 disables)"),
-		integer("min-candidates", 20, "drop queries with fewer candidates"),
+		integer("roundtrip-k", pipeline.DefaultRoundtripK, "keep a query only if its source passage is in the first-pass top k (0 disables)"),
+		integer("min-candidates", pipeline.DefaultMinCandidates, "drop queries with fewer candidates"),
 		strs("teacher-url", "teacher server base URL, e.g. http://localhost:8080 (TEI); repeat for several servers of the same model"),
 		float("teacher-rpm", 0, "at most this many teacher requests a minute (0: no limit)"),
 		str("teacher-api", "tei", "teacher API: tei (POST /rerank) | cohere (POST /v1/rerank: vLLM, Infinity, Jina, Cohere) | vllm-score (POST /score)"),
@@ -174,7 +174,8 @@ func runFlags() []cli.Flag {
 		integer("teacher-max-tokens", 512, "the teacher's window: each passage is cut at a word boundary so that query and passage fit it, counted by --teacher-tokenizer or estimated at 3 bytes a token (-1: no cut)"),
 		str("teacher-tokenizer", "", "the teacher model's tokenizer.json (byte-level BPE) for exact counts in the --teacher-max-tokens cut (default: the estimate)"),
 		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
-		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge"),
+		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge. auto/N (or auto) takes i from the scheduler: SLURM_ARRAY_TASK_ID (Slurm job arrays) or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)"),
+		str("prepared", "", "folder made by synthq prepare: read its passages, selection and passage vectors (read-only, shared by every shard) instead of reading and embedding the corpus"),
 		str("concurrency", "auto", "requests in flight to each endpoint: auto (each endpoint's limit found from its throughput and overload answers) or a number pinning every endpoint"),
 		str("llm-concurrency", "", "like --concurrency, for the LLM endpoints only"),
 		str("teacher-concurrency", "", "like --concurrency, for the teacher endpoints only"),
@@ -182,7 +183,7 @@ func runFlags() []cli.Flag {
 		integer("max-concurrency", 512, "with auto, the most requests in flight to one endpoint"),
 		duration("max-outage", 30*time.Minute, "how long a role's endpoints may all be unreachable before the run stops (it resumes when re-run)"),
 		duration("grace", 30*time.Second, "at SIGINT/SIGTERM, how long requests in flight may take to answer (answers are stored); a second signal abandons them"),
-		integer("max-retries", 8, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
+		integer("max-retries", pipeline.DefaultMaxRetries, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
 		duration("request-timeout", 60*time.Second, "timeout of one request attempt"),
 		boolean("retry-failed", false, "try again the items recorded as failed by an earlier run"),
 		boolean("no-overlap", false, "run the stages strictly in turn instead of mining and scoring queries as soon as they are written (same output, slower)"),
@@ -218,6 +219,15 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		MaxConcurrency: c.Int("max-concurrency"), MaxOutage: c.Duration("max-outage"), Grace: c.Duration("grace"),
 		MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
 		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
+		Prepared: c.String("prepared"),
+	}
+	shard, err := pipeline.ResolveShard(cfg.Shard, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Shard = shard
+	if cfg.Prepared != "" {
+		cfg.Prepared = filepath.Clean(cfg.Prepared)
 	}
 	for _, f := range []struct {
 		name string

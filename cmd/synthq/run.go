@@ -29,14 +29,14 @@ func runCommand() *cli.Command {
      --llm-url http://localhost:8000/v1 --llm-model meta-llama/Llama-3.1-8B-Instruct \
      --teacher-url http://localhost:8080 --teacher-api tei --teacher-model BAAI/bge-reranker-v2-m3
 
-   synthq run --offline --corpus testdata/corpus.jsonl --out out/   # no server at all`,
+   synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5   # no server at all`,
 		Flags:  flags,
 		Before: configSource(flags),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("run", "takes no arguments, got %q (every setting is a flag)", c.Args().First())
 			}
-			if c.String("corpus") == "" {
+			if c.String("corpus") == "" && c.String("prepared") == "" {
 				return usagef("run", "--corpus is required: the JSONL file of passages to write queries for; "+
 					"to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5")
 			}
@@ -66,7 +66,7 @@ const startServers = `Start one, for example:
 or try the whole flow with no server: --offline`
 
 func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
-	if cfg.Corpus == "" {
+	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
 	if !cfg.Offline {
@@ -81,11 +81,27 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 			return fmt.Errorf("%s required (or --offline to run with no server).\n%s", strings.Join(missing, " and "), startServers)
 		}
 	}
+	corpus := stages.CorpusStage()
+	var prep *pipeline.Store
+	if cfg.Prepared != "" {
+		p, m, err := openPrepared(cfg.Prepared, cfg)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		prep, corpus = p, stages.PreparedCorpusStage(m)
+		if cfg.Corpus == "" {
+			cfg.Corpus = m.Corpus // the file prepared, as the manifest names it
+		}
+	}
 	st, err := pipeline.OpenStore(cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := checkShard(st, cfg); err != nil {
+		return err
+	}
 	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
 		return err
 	}
@@ -93,7 +109,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap,
+	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Prepared: prep,
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	if s := pipeline.StopperFrom(ctx); s != nil {
 		s.SetGrace(cfg.Grace)
@@ -103,13 +119,40 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
 	all := []pipeline.Stage{
-		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
+		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),
 	}
 	if err := pipeline.Run(ctx, env, all); err != nil {
 		return err
 	}
 	return summarise(env, log)
+}
+
+// checkShard refuses to go on with a store begun as another shard (a task
+// resubmitted alone whose --shard auto no longer sees the whole array, or a
+// store given to the wrong task).
+func checkShard(st *pipeline.Store, cfg *pipeline.Config) error {
+	var old pipeline.Config
+	ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &old)
+	if err != nil || !ok || old.Shard == cfg.Shard {
+		return err
+	}
+	was, now := old.Shard, cfg.Shard
+	if was == "" {
+		was = "the whole corpus"
+	}
+	if now == "" {
+		now = "the whole corpus"
+	}
+	return fmt.Errorf("store %s was begun as shard %s, this run is %s: give the task its own --store, or --shard %s (a Slurm task resubmitted alone: --shard auto/N)",
+		st.Path(), was, now, orWhole(old.Shard))
+}
+
+func orWhole(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
 }
 
 // doDryRun reads the corpus into the store (no server needed; the real run
@@ -153,11 +196,20 @@ func wroteOrKept(export map[string]int64) string {
 	return "wrote"
 }
 
+// leftOut says which kept lists the layout left out, and why ("" if none).
+func leftOut(export map[string]int64, cfg *pipeline.Config) string {
+	n := export["drop_"+stages.DropShorterThanListSize]
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d lists shorter than --list-size %d left out (the %s layout needs exactly %d passages a list)", n, cfg.ListSize, cfg.Layout, cfg.ListSize)
+}
+
 // summarise prints where the output is and turns failed items into exit 3.
 func summarise(env *pipeline.Env, log io.Writer) error {
 	ex := env.Counters("export").Snapshot()
 	if !env.Config.Quiet {
-		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out)
+		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out, leftOut(ex, env.Config))
 	}
 	fails, _, err := stages.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
@@ -351,13 +403,19 @@ func hostOf(u string) string {
 }
 
 // saveEndpoints stores every endpoint's figures under meta/endpoints (URLs
-// without credentials), for the manifest, `synthq stats` and the report.
+// without credentials), for the manifest, `synthq stats` and the report,
+// when the run sent requests: a cached re-run keeps the figures of the run
+// that did the work.
 func saveEndpoints(st *pipeline.Store, hcs []*httpx.Client) {
 	var all []httpx.EndpointStats
+	sent := false
 	for _, h := range hcs {
-		all = append(all, h.Stats()...)
+		for _, e := range h.Stats() {
+			all = append(all, e)
+			sent = sent || e.Requests > 0
+		}
 	}
-	if len(all) > 0 {
+	if sent {
 		st.PutJSON(pipeline.PrefixMeta+"endpoints", all)
 	}
 }
