@@ -24,7 +24,7 @@ import (
 	"github.com/synthq/synthq/stages"
 )
 
-var update = flag.Bool("update", false, "rewrite the reviewed artefacts under testdata/ (the report page and its screenshot)")
+var update = flag.Bool("update", false, "rewrite the reviewed artefacts under testdata/ (the report page and its screenshot, the export hashes)")
 
 // reportStore is the testdata run with per-endpoint figures added under
 // meta/endpoints, as a run with fleet scheduling stores them.
