@@ -3,11 +3,11 @@ package pipeline
 import (
 	"encoding/json"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // MarshalJSON encodes the config with every server URL passed through
-// httpx.RedactURL (no user information, no key-like query values), so the
+// redact.URL (no user information, no key-like query values), so the
 // stored config, the manifest and anything else that encodes a Config never
 // carry a credential given in a URL. Nothing reads URLs back from a stored
 // config: a run takes them from its flags, and Fingerprint leaves them out.
@@ -18,14 +18,14 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(p)
 }
 
-// RedactURLs is httpx.RedactURL of each URL (nil stays nil).
+// RedactURLs is redact.URL of each URL (nil stays nil).
 func RedactURLs(urls []string) []string {
 	if urls == nil {
 		return nil
 	}
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = httpx.RedactURL(u)
+		out[i] = redact.URL(u)
 	}
 	return out
 }

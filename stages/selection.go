@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/dedup"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
@@ -81,13 +82,13 @@ func selectionKey(cfg *pipeline.Config, corpusSHA string) string {
 // computation: one pass over the passages (MinHash for --dedup near: about
 // 128 multiply-adds per word), memory as dedup.Finder states.
 func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Selection, error) {
-	var meta corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta); err != nil {
+	var meta dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return nil, err
 	}
 	key := selectionKey(cfg, meta.SHA256)
 	var sel Selection
-	ok, err := st.GetJSON(pipeline.PrefixMeta+"selection", &sel)
+	ok, err := st.GetJSON(dataset.MetaSelection, &sel)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config
 		if sel, err = computeSelection(ctx, st, cfg, key); err != nil {
 			return nil, err
 		}
-		if err := st.PutJSON(pipeline.PrefixMeta+"selection", sel); err != nil {
+		if err := st.PutJSON(dataset.MetaSelection, sel); err != nil {
 			return nil, err
 		}
 	}
@@ -123,7 +124,7 @@ func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Con
 		if cfg.Dedup == "off" {
 			return nil
 		}
-		var p Passage
+		var p dataset.Passage
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("passage %q: %w", id, err)
 		}

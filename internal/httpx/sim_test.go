@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"container/heap"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -334,11 +333,6 @@ func TestSchedulerPinnedLimit(t *testing.T) {
 	if sim.refused == 0 {
 		t.Fatal("a slot server of 8 should refuse some of 16 at once")
 	}
-}
-
-func ExampleRedactURL() {
-	fmt.Println(RedactURL("https://user:secret@llm.example/v1?api_key=abc"))
-	// Output: https://llm.example/v1?api_key=REDACTED
 }
 
 // flaky wraps a server that is gone (connection refused) from downAt for
