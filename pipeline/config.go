@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -193,7 +194,7 @@ func (c *Config) EnsureDefaults() {
 	def(&c.TextField, "text")
 	def(&c.TitleField, "title")
 	if c.Store == "" && c.Out != "" {
-		c.Store = c.Out + "/store"
+		c.Store = filepath.Join(c.Out, "store")
 	}
 	if len(c.QueryTypes) == 0 {
 		c.QueryTypes = []string{"questions", "claims", "titles", "keywords", "msmarco", "random"}
@@ -360,7 +361,10 @@ func (c *Config) Fingerprint() string {
 	cc.LLMConcurrency, cc.TeacherConcurrency, cc.EmbedConcurrency, cc.MaxConcurrency, cc.MaxOutage, cc.Grace = 0, 0, 0, 0, 0, 0
 	cc.Shard = ""
 	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
-	b, _ := json.Marshal(cc)
+	// The plain encoding (durations and concurrency as numbers, as before
+	// MarshalJSON wrote them as a person reads them), so fingerprints of
+	// stores made before stay the same.
+	b, _ := json.Marshal(plainConfig(cc))
 	return Fingerprint(string(b))
 }
 

@@ -60,13 +60,43 @@ type LineError struct {
 	Field  string
 	Reason string // a SkipX constant
 	Msg    string
+	Hint   string // what to do about it, if anything ("" for none)
 }
 
 func (e *LineError) Error() string {
+	msg := fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	if e.Field != "" {
-		return fmt.Sprintf("%s:%d: field %q: %s", e.File, e.Line, e.Field, e.Msg)
+		msg = fmt.Sprintf("%s:%d: field %q: %s", e.File, e.Line, e.Field, e.Msg)
 	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+// skipHint is the hint of a line that stops the read.
+const skipHint = "--skip-invalid skips such lines (counted in the manifest and stats)"
+
+// likelyFields are the names corpora commonly give their id or text field,
+// for suggesting --id-field or --text-field when the one asked for is
+// missing.
+func likelyFields(kind string) []string {
+	if kind == "id" {
+		return []string{"_id", "id", "docid", "doc_id", "pid", "passage_id", "corpus_id", "ID", "Id"}
+	}
+	return []string{"text", "contents", "content", "body", "passage", "document", "paragraph"}
+}
+
+// fieldHint suggests the flag that names a field the line does have, for a
+// line that lacks the field asked for (a corpus with "id" where BEIR has
+// "_id").
+func fieldHint(obj map[string]json.RawMessage, flag, kind string) string {
+	for _, k := range likelyFields(kind) {
+		if _, ok := obj[k]; ok {
+			return fmt.Sprintf("the line has %q: give %s %s", k, flag, k)
+		}
+	}
+	return skipHint
 }
 
 // ReadCorpus streams the passages of a JSONL corpus (plain or gzip, detected
@@ -140,6 +170,9 @@ func ReadCorpus(ctx context.Context, path string, opts CorpusOptions, skipped ma
 			case lerr != nil && opts.SkipInvalid:
 				skipped[lerr.Reason]++
 			case lerr != nil:
+				if lerr.Hint == "" {
+					lerr.Hint = skipHint
+				}
 				return "", lerr
 			default:
 				seen[rec.ID] = lineNo
@@ -174,7 +207,9 @@ func parseLine(path string, n int, line []byte, opts CorpusOptions) (Record, *Li
 	rec.Line = n
 	raw, ok := obj[opts.IDField]
 	if !ok {
-		return fail(opts.IDField, SkipBadID, "missing")
+		r, e := fail(opts.IDField, SkipBadID, "missing")
+		e.Hint = fieldHint(obj, "--id-field", "id")
+		return r, e
 	}
 	if err := json.Unmarshal(raw, &rec.ID); err != nil {
 		return fail(opts.IDField, SkipBadID, "not a string: "+abbrev(string(raw)))
@@ -187,7 +222,9 @@ func parseLine(path string, n int, line []byte, opts CorpusOptions) (Record, *Li
 	}
 	raw, ok = obj[opts.TextField]
 	if !ok {
-		return fail(opts.TextField, SkipBadText, "missing")
+		r, e := fail(opts.TextField, SkipBadText, "missing")
+		e.Hint = fieldHint(obj, "--text-field", "text")
+		return r, e
 	}
 	if string(raw) != "null" {
 		if err := json.Unmarshal(raw, &rec.Text); err != nil {

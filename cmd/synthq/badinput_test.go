@@ -22,6 +22,9 @@ func TestBadInputTable(t *testing.T) {
 		want    string // substring of the output; "FILE" is the corpus path
 	}{
 		{"invalid JSON", good + `{"_id":"c","text":` + "\n", nil, "", exitError, `FILE:3: invalid JSON`},
+		{"a malformed line points to --skip-invalid", good + `{"_id":"c","text":` + "\n", nil, "", exitError, `; --skip-invalid skips such lines (counted in the manifest and stats)`},
+		{"id instead of _id", `{"id":"a","text":"x"}` + "\n", nil, "", exitError, `FILE:1: field "_id": missing; the line has "id": give --id-field id`},
+		{"contents instead of text", `{"_id":"a","contents":"x"}` + "\n", nil, "", exitError, `FILE:1: field "text": missing; the line has "contents": give --text-field contents`},
 		{"missing id", good + `{"text":"x"}` + "\n", nil, "", exitError, `FILE:3: field "_id": missing`},
 		{"non-string id", good + `{"_id":7,"text":"x"}` + "\n", nil, "", exitError, `FILE:3: field "_id": not a string`},
 		{"non-string text", good + `{"_id":"c","text":{"p":1}}` + "\n", nil, "", exitError, `FILE:3: field "text": not a string`},

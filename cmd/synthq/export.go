@@ -15,16 +15,21 @@ import (
 func exportCommand() *cli.Command {
 	flags := append([]cli.Flag{
 		&cli.StringFlag{Name: "store", Usage: "store directory of a run", EnvVars: env("store")},
-		&cli.BoolFlag{Name: "merge", Usage: "merge the shard stores given as arguments (after every flag) into one dataset"},
+		&cli.BoolFlag{Name: "merge", Usage: "merge the shard stores given as arguments into one dataset", EnvVars: env("merge")},
 		&cli.StringFlag{Name: "out", Usage: "output directory (default: the run's)", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress output", EnvVars: env("quiet")},
 	}, targetFlags()...)
+	runsDefault(flags, runValueFlags...)
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "re-export a finished store with no server (target flags not given keep the run's values)",
-		ArgsUsage: "[--merge STORE…]",
-		Description: `synthq export --store out/store --out out2/ --list-size 10
-   synthq export --out merged/ --merge shard0/store shard1/store shard2/store`,
+		ArgsUsage: "[STORE… with --merge]",
+		Description: `Examples:
+   synthq export --store out/store --out out2/ --list-size 10
+   synthq export --out merged/ --merge shard0/store shard1/store shard2/store
+
+A target flag not given keeps the value the run used (stored with its store);
+--format and --scores follow a new --layout unless given.`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			paths := []string{c.String("store")}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +115,11 @@ func targetFlags() []cli.Flag {
 	}
 }
 
+// runValueFlags are the target flags whose default in export and report is
+// the value the run used.
+var runValueFlags = []string{"list-size", "require-source-top1", "min-top-percentile", "norm", "dev-fraction", "seed",
+	"layout", "query-instruction", "corpus-license"}
+
 func runFlags() []cli.Flag {
 	fl := []cli.Flag{configFlag(),
 		str("out", "out", "output directory"),
@@ -156,7 +162,7 @@ func runFlags() []cli.Flag {
 		integer("teacher-max-tokens", 512, "the teacher's window: each passage is cut at a word boundary so that query and passage fit it, counted by --teacher-tokenizer or estimated at 3 bytes a token (-1: no cut)"),
 		str("teacher-tokenizer", "", "the teacher model's tokenizer.json (byte-level BPE) for exact counts in the --teacher-max-tokens cut (default: the estimate)"),
 		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
-		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); merge the N stores with `synthq export --merge`"),
+		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge"),
 		str("concurrency", "auto", "requests in flight to each endpoint: auto (each endpoint's limit found from its throughput and overload answers) or a number pinning every endpoint"),
 		str("llm-concurrency", "", "like --concurrency, for the LLM endpoints only"),
 		str("teacher-concurrency", "", "like --concurrency, for the teacher endpoints only"),
@@ -211,6 +217,14 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 			return nil, fmt.Errorf("--%s: %w", f.name, err)
 		}
 		*f.dst = n
+	}
+	if cfg.Offline {
+		// No LLM and no cross-encoder: the manifest and report list none.
+		cfg.LLMModel, cfg.TeacherModel, cfg.TeacherAPI = "", "", "lexical"
+	}
+	cfg.Out = filepath.Clean(cfg.Out)
+	if cfg.Store != "" {
+		cfg.Store = filepath.Clean(cfg.Store)
 	}
 	applyRetriever(c, cfg)
 	if err := applyTargets(c, cfg, false); err != nil {

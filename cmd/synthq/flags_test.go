@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,62 @@ func TestConfigFileUnknownKey(t *testing.T) {
 	cfg, err := parseRun(t, append(base, "--config", write("queries-per-type: 3\nfew-shot: 0\nbm25-b: 0.0\n"))...)
 	if err != nil || cfg.QueriesPerType != 3 || cfg.FewShot != 0 || cfg.BM25B != 0 {
 		t.Errorf("valid file: %v, %+v", err, cfg)
+	}
+}
+
+// Item 5 of issue 23: list-like options take YAML lists, and any value that
+// does not fit its flag is an error naming the file, the line and the key
+// (not "Mismatched type for flag 'query-types'").
+func TestConfigFileValues(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "synthq.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := []string{"--offline", "--corpus", "c.jsonl", "--out", dir, "--config", p}
+	write(`# lists where a flag takes several values
+query-types: [questions, claims]
+retriever:
+  - bm25
+format: [parquet, jsonl]
+llm-url: [http://a:8000/v1, http://b:8000/v1]
+teacher-url: http://t:8080
+query-prefix: ["query: "]
+grace: 5s
+max-outage: 1h30m
+require-source-top1: false
+min-top-percentile: 10
+seed: 3
+`)
+	cfg, err := parseRun(t, base...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(cfg.QueryTypes, cfg.Retrievers, cfg.Formats, cfg.LLMURLs, cfg.TeacherURLs, cfg.QueryPrefixes, cfg.Grace, cfg.MaxOutage, cfg.RequireSourceTop1, cfg.MinTopPercentile, cfg.Seed); got !=
+		"[questions claims] [bm25] [parquet jsonl] [http://a:8000/v1 http://b:8000/v1] [http://t:8080] [query: ] 5s 1h30m0s false 10 3" {
+		t.Errorf("file values read as %s", got)
+	}
+	cases := []struct{ file, want string }{
+		{"seed: 1\nlist-size: [5, 6]\n", `synthq.yaml:2: key "list-size": want a whole number, not a list`},
+		{"list-size: many\n", `synthq.yaml:1: key "list-size": want a whole number, got "many"`},
+		{"list-size: 2.5\n", `synthq.yaml:1: key "list-size": want a whole number, got "2.5"`},
+		{"temperature: hot\n", `synthq.yaml:1: key "temperature": want a number, got "hot"`},
+		{"offline: yes\n", `synthq.yaml:1: key "offline": want true or false, got "yes"`},
+		{"grace: 30\n", `synthq.yaml:1: key "grace": want a duration such as 30s, 5m or 1h30m, got "30"`},
+		{"llm-model: [a, b]\n", `synthq.yaml:1: key "llm-model": want one value (a string), not a list`},
+		{"llm-model:\n", `synthq.yaml:1: key "llm-model": no value`},
+		{"norm: {a: 1}\n", `synthq.yaml:1: key "norm": want a value or a list of values, not a mapping`},
+		{"seed: 1\n\nqueries-per-typ: 3\n", `synthq.yaml:3: unknown key "queries-per-typ" (did you mean "queries-per-type"`},
+		{"seed: 1\nseed: 2\n", `synthq.yaml:2: key "seed" given twice (first on line 1)`},
+		{"seed: [1\n", `synthq.yaml: not YAML: yaml: line 1`},
+	}
+	for _, tc := range cases {
+		write(tc.file)
+		_, err := parseRun(t, base...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.file, err, tc.want)
+		}
 	}
 }

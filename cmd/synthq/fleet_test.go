@@ -158,6 +158,33 @@ func TestOutageLongerThanMaxOutage(t *testing.T) {
 	}
 }
 
+// A server that answers every request with 429 and Retry-After: 1 forever
+// (issue 25: it was never marked down, its refusals never counted, and the
+// run was still waiting at 20 s with --max-outage 3s) stops the run after
+// --max-outage with the server's words and the resume hint; nothing is
+// recorded failed.
+func TestRefusingForeverStopsAfterMaxOutage(t *testing.T) {
+	out := t.TempDir()
+	llm, rr := fleetFakes(t, func(f *fakes.LLM) { f.Fault = func(int64, []byte) string { return "429" } })
+	start := time.Now()
+	code, msg := synthq(t, context.Background(), append(fleetArgs(out, rr.URL, llm.URL()), "--max-outage", "3s")...)
+	el := time.Since(start)
+	if code != exitError || !strings.Contains(msg, "refused every request for 3s (HTTP 429: Too many requests)") ||
+		!strings.Contains(msg, "re-run the same command to resume") {
+		t.Fatalf("exit %d, want 1 with 'refused every request for 3s (HTTP 429: Too many requests)' and the hint:\n%s", code, msg)
+	}
+	if el > 12*time.Second {
+		t.Errorf("gave up after %s, want a little over --max-outage 3s", el)
+	}
+	if n := llm.Counter.Total(); n > 100 {
+		t.Errorf("%d requests to a server refusing everything for 3 s: it should be waited out, not hammered", n)
+	}
+	if n := storedFailures(t, out); n != 0 {
+		t.Errorf("%d failures recorded for an outage", n)
+	}
+	t.Logf("exit %d after %s, %d requests:\n%s", code, el.Round(time.Millisecond), llm.Counter.Total(), msg)
+}
+
 // The same 400 for every request (OpenAI's answer to max_tokens for its
 // reasoning models) stops the run within a handful of requests, shows the
 // server's message, and records nothing as failed.

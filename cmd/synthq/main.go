@@ -2,7 +2,8 @@
 // LLM-written queries, first-pass candidates, cross-encoder teacher scores,
 // exported as Arrow/Parquet for listwise distillation.
 //
-// Exit status: 0 done; 1 error; 3 done, but some items failed (see
+// Exit status: 0 done; 1 error; 2 usage error (unknown command or flag, a
+// required flag missing, a malformed value); 3 done, but some items failed (see
 // `synthq stats`; re-run with --retry-failed); 130 interrupted (re-run the
 // same command to resume).
 package main
@@ -20,12 +21,12 @@ import (
 
 	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 // Exit codes.
 const (
 	exitError       = 1
+	exitUsage       = 2
 	exitFailedItems = 3
 	exitInterrupted = 130
 )
@@ -56,10 +57,14 @@ func main() {
 // runMain runs the CLI and returns the exit status; tests call it directly.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, interleave(app.Commands, args))
+	var ue usageError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "synthq: "+ue.msg)
+		return exitUsage
 	case errors.Is(err, pipeline.ErrInterrupted) || (ctx.Err() != nil && errors.Is(err, context.Canceled)) ||
 		(pipeline.StopperFrom(ctx) != nil && pipeline.StopperFrom(ctx).Soft.Err() != nil && errors.Is(err, context.Canceled)):
 		fmt.Fprintln(stderr, "synthq: "+pipeline.ErrInterrupted.Error())
@@ -74,16 +79,31 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
-		Name:           "synthq",
-		Usage:          "make training data for domain-specialised dense retrievers",
-		Version:        stages.Version,
+	app := &cli.App{
+		Name:  "synthq",
+		Usage: "make training data for domain-specialised dense retrievers",
+		Description: `Try it with no server, on the small corpus in testdata/:
+   synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5
+
+synthq COMMAND --help lists a command's flags, grouped by concern.`,
+		HideVersion:    true, // our own --version and version command (versionString)
+		Flags:          []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"}},
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Action:         unknownCommand,
 		// Prefixes and instructions may hold commas; list flags that take
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
-		Commands:                  []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(), reportCommand()},
+		Commands: []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
+			reportCommand(), versionCommand()},
 	}
+	for _, cmd := range app.Commands {
+		setCategories(cmd)
+		requireFlags(cmd)
+		cmd.OnUsageError = onUsageError
+		cmd.CustomHelpTemplate = helpTemplate(cmd)
+	}
+	return app
 }

@@ -22,6 +22,7 @@ func reportCommand() *cli.Command {
 		&cli.IntFlag{Name: "examples", Usage: "examples per query type and per drop reason", Value: 3},
 		&cli.IntFlag{Name: "sample", Usage: "queries whose first-pass lists and passages are read for the rank and copying figures (a seeded sample beyond)", Value: 20000},
 	}, targetFlags()...)
+	runsDefault(flags, runValueFlags...)
 	return &cli.Command{
 		Name:  "report",
 		Usage: "write one self-contained HTML page that shows a run: funnel, query lengths, teacher scores, first-pass ranks, cost, examples, settings",

@@ -36,6 +36,13 @@ func runCommand() *cli.Command {
 		Flags:  flags,
 		Before: configSource(flags),
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("run", "takes no arguments, got %q (every setting is a flag)", c.Args().First())
+			}
+			if c.String("corpus") == "" {
+				return usagef("run", "--corpus is required: the JSONL file of passages to write queries for; "+
+					"to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5")
+			}
 			cfg, err := configFrom(c)
 			if err != nil {
 				return err

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -366,53 +365,44 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 		if !json.Valid(b) {
 			return resp, outcome{kind: outFailed, reason: "answer not JSON"}, &invalidJSONError{fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact.Parsed(req.URL), resp.StatusCode, len(b))}
 		}
-		return resp, outcome{kind: outOK, retryAfter: c.budgetSpent(resp.Header)}, nil
+		o := outcome{kind: outOK}
+		if d, spent := budgetSpent(resp.Header, c.now(), c.opts.MaxRetryAfter); spent {
+			o.retryAfter = d // answered, but the budget is spent: pause until it refills
+		}
+		return resp, o, nil
 	}
 	msg := ErrorText(b)
 	reason := fmt.Sprintf("HTTP %d", resp.StatusCode)
 	switch Classify(resp.StatusCode, msg) {
 	case Endpoint:
 		if Overloaded(resp.StatusCode, msg) {
-			ra := c.retryAfter(resp.Header.Get("Retry-After"))
-			if reset := c.budgetSpent(resp.Header); reset > ra {
-				ra = reset
+			if m := strings.TrimSpace(msg); m != "" {
+				if len(m) > 120 {
+					m = m[:120] + "…"
+				}
+				reason += ": " + m
 			}
-			if ra > 0 {
-				return resp, outcome{kind: outLimited, retryAfter: ra, reason: reason}, nil
+			now := c.now()
+			if d, spent := budgetSpent(resp.Header, now, c.opts.MaxRetryAfter); spent {
+				// A hosted API's budget is spent: every request would be
+				// refused until it refills, so the endpoint pauses.
+				return resp, outcome{kind: outLimited, retryAfter: d, reason: reason}, nil
 			}
-			return resp, outcome{kind: outOverload, reason: reason}, nil
+			// A refusal at capacity: its Retry-After (if any) delays this
+			// request only; the scheduler lowers the limit.
+			ra, _ := parseWait(resp.Header.Get("Retry-After"), now, c.opts.MaxRetryAfter, false)
+			return resp, outcome{kind: outOverload, retryAfter: ra, reason: reason}, nil
 		}
 		return resp, outcome{kind: outFailed, reason: reason}, nil
 	}
 	return resp, outcome{kind: outAnswered}, nil
 }
 
-// budgetSpent reads OpenAI-style rate-limit headers: when
-// x-ratelimit-remaining-requests (or -tokens) is 0, the matching
-// x-ratelimit-reset-* ("1s", "6m0s", "120ms", or seconds) is how long to
-// pause the endpoint; 0 otherwise.
-func (c *Client) budgetSpent(h http.Header) time.Duration {
-	var d time.Duration
-	for _, k := range []string{"requests", "tokens"} {
-		rem := strings.TrimSpace(h.Get("X-Ratelimit-Remaining-" + k))
-		if rem == "" {
-			continue
-		}
-		if n, err := strconv.ParseFloat(rem, 64); err != nil || n > 0 {
-			continue
-		}
-		v := strings.TrimSpace(h.Get("X-Ratelimit-Reset-" + k))
-		r, err := time.ParseDuration(v)
-		if err != nil {
-			if secs, err2 := strconv.ParseFloat(v, 64); err2 == nil {
-				r = time.Duration(secs * float64(time.Second))
-			} else {
-				r = time.Second
-			}
-		}
-		d = max(d, min(r, c.opts.MaxRetryAfter))
+func (c *Client) now() time.Time {
+	if c.opts.Now != nil {
+		return c.opts.Now()
 	}
-	return d
+	return time.Now()
 }
 
 // transportReason names a transport failure for the log.
@@ -436,24 +426,6 @@ func (c *Client) backoff(attempt int) time.Duration {
 		ceil = c.opts.MaxDelay
 	}
 	return time.Duration(rand.Int64N(int64(ceil) + 1))
-}
-
-// retryAfter parses Retry-After (delta-seconds or an HTTP date); 0 if absent.
-func (c *Client) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		d = time.Duration(secs * float64(time.Second))
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	if d <= 0 {
-		return time.Millisecond
-	}
-	return min(d, c.opts.MaxRetryAfter)
 }
 
 func peek(resp *http.Response) []byte {

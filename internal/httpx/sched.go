@@ -61,13 +61,17 @@ type endpoint struct {
 	overloads  int // overload answers since the last success
 	lastOK     time.Time
 	troubleLim int // limit before the current run of failures
-	down       bool
-	downSeq    uint64 // requests started before it went down
-	downSince  time.Time
-	downReason string
-	probing    bool
-	probeWait  time.Duration
-	pauseUntil time.Time
+	// troubleSince is when the current run of failures began (the first
+	// failure or refusal since the last success).
+	troubleSince time.Time
+	down         bool
+	refusing     bool   // down for refusing every request, not for being unreachable
+	downSeq      uint64 // requests started before it went down
+	downSince    time.Time
+	downReason   string
+	probing      bool
+	probeWait    time.Duration
+	pauseUntil   time.Time
 
 	requests, served, errors, refusals, timeouts int64
 	first, last                                  time.Time
@@ -292,21 +296,39 @@ func (s *sched) release(t *ticket, o outcome) {
 			e.pauseUntil = laterOf(e.pauseUntil, now.Add(o.retryAfter))
 		}
 		s.up(e, now)
-	case outLimited:
-		// Rate limited: pause as asked, and hold fewer in flight, since
-		// all of them were spending the same budget.
+	case outOverload, outLimited:
 		e.refusals++
-		e.pauseUntil = laterOf(e.pauseUntil, now.Add(o.retryAfter))
-		e.probing = false
-		e.ctl.overloaded(t.seq, inFlight, now)
-	case outOverload:
-		e.refusals++
-		s.trouble(e)
+		s.trouble(e, now)
 		e.overloads++
 		e.ctl.overloaded(t.seq, inFlight, now)
-		if e.overloads >= s.restAfter && now.Sub(laterOf(e.lastOK, e.first)) >= downAfterSilence {
-			s.markDown(e, now, o.reason)
+		var pause time.Duration
+		switch {
+		case o.kind == outLimited:
+			// The server says its budget is spent (rate-limit headers):
+			// every request would be refused until it refills.
+			pause = o.retryAfter
+		case e.overloads >= max(s.restAfter, e.troubleLim):
+			// A whole limit's worth refused and none answered: not a
+			// refusal at capacity (that delays only the refused request,
+			// by its Retry-After) but a server refusing nearly
+			// everything. The endpoint waits as asked, or for a backoff
+			// that doubles up to ProbeMax when nothing is asked.
+			if e.probeWait == 0 {
+				e.probeWait = s.probeMin
+			} else {
+				e.probeWait = min(2*e.probeWait, s.probeMax)
+			}
+			pause = max(o.retryAfter, e.probeWait)
+		}
+		e.pauseUntil = laterOf(e.pauseUntil, now.Add(pause))
+		// Refusals and nothing answered for the silence (or a pause that
+		// will make it so): the endpoint is down, its outage counted from
+		// the first refusal, so --max-outage bounds the wait.
+		silent := now.Sub(laterOf(e.lastOK, e.first))
+		if e.overloads >= s.restAfter && silent+pause >= s.silence() {
+			s.markDown(e, now, o.reason, true)
 		} else if e.down {
+			e.downReason = o.reason
 			s.probeFailed(e, now)
 		}
 	case outTimeout, outFailed:
@@ -318,40 +340,71 @@ func (s *sched) release(t *ticket, o outcome) {
 			e.timeouts++
 			e.ctl.timedOut(t.seq, now)
 		}
-		s.trouble(e)
+		s.trouble(e, now)
 		e.fails++
 		if e.down {
 			s.probeFailed(e, now)
 		} else if e.fails >= s.restAfter {
-			s.markDown(e, now, o.reason)
+			s.markDown(e, now, o.reason, false)
 		}
 	}
 	s.broadcast()
 }
 
 // trouble remembers the limit an endpoint had before a run of failures, to
-// give it back when the endpoint recovers.
-func (s *sched) trouble(e *endpoint) {
+// give it back when the endpoint recovers, and when the run began.
+func (s *sched) trouble(e *endpoint, now time.Time) {
 	if e.fails == 0 && e.overloads == 0 && !e.down {
 		e.troubleLim = e.ctl.limit
+		e.troubleSince = now
 	}
 }
 
-func (s *sched) markDown(e *endpoint, now time.Time, reason string) {
+// silence is how long an endpoint that refuses (429/503) and answers
+// nothing is given before it counts as down: downAfterSilence, or
+// MaxOutage if shorter, so that --max-outage bounds the wait for a server
+// that refuses forever as it bounds the wait for one that is gone.
+func (s *sched) silence() time.Duration {
+	if s.maxOutage > 0 && s.maxOutage < downAfterSilence {
+		return s.maxOutage
+	}
+	return downAfterSilence
+}
+
+// markDown takes e down; refusing says it still answers, refusing every
+// request (429/503), rather than being unreachable. Its outage counts from
+// the first failure since its last success.
+func (s *sched) markDown(e *endpoint, now time.Time, reason string, refusing bool) {
 	if !e.down {
-		e.down, e.downSince, e.downReason, e.downSeq = true, now, reason, e.ctl.seq
+		since := e.troubleSince
+		if since.IsZero() || since.After(now) {
+			since = now
+		}
+		e.down, e.downSince, e.downReason, e.downSeq, e.refusing = true, since, reason, e.ctl.seq, refusing
 		if e.troubleLim > 0 {
 			e.ctl.limit = e.troubleLim
 		}
 		if s.allDown() {
-			s.allDownSince = now
+			s.allDownSince = since
+			for _, o := range s.eps {
+				s.allDownSince = laterOf(s.allDownSince, o.downSince)
+			}
 			s.lastLog = time.Time{}
+			s.logOutage(now)
 		} else {
-			fmt.Fprintf(s.log, "warning: %s endpoint %s unreachable since %s (%s); going on with the others\n",
-				s.role, e.name, now.Format("15:04:05"), reason)
+			fmt.Fprintf(s.log, "warning: %s endpoint %s %s since %s (%s); going on with the others\n",
+				s.role, e.name, e.state(), since.Format("15:04:05"), reason)
 		}
 	}
 	s.probeFailed(e, now)
+}
+
+// state names why a down endpoint is down, for the log and the fault.
+func (e *endpoint) state() string {
+	if e.refusing {
+		return "refusing every request"
+	}
+	return "unreachable"
 }
 
 func (s *sched) probeFailed(e *endpoint, now time.Time) {
@@ -369,7 +422,7 @@ func (s *sched) up(e *endpoint, now time.Time) {
 	if !e.down {
 		return
 	}
-	e.down = false
+	e.down, e.refusing = false, false
 	if !s.allDownSince.IsZero() {
 		fmt.Fprintf(s.log, "%s endpoint %s answers again after %s; resuming\n", s.role, e.name, now.Sub(s.allDownSince).Round(time.Second))
 		s.allDownSince = time.Time{}
@@ -394,8 +447,11 @@ func (s *sched) outageErr(t time.Time) error {
 		return nil
 	}
 	e := s.eps[0]
-	return &Fault{Kind: Endpoint, Role: s.role, URL: e.name,
-		Msg:  fmt.Sprintf("unreachable for %s (%s)", s.maxOutage, e.downReason),
+	msg := fmt.Sprintf("unreachable for %s (%s)", s.maxOutage, e.downReason)
+	if e.refusing {
+		msg = fmt.Sprintf("refused every request for %s (%s)", s.maxOutage, e.downReason)
+	}
+	return &Fault{Kind: Endpoint, Role: s.role, URL: e.name, Msg: msg,
 		Hint: "re-run the same command to resume: every answer received so far is stored (--max-outage sets how long to wait)"}
 }
 
@@ -412,11 +468,11 @@ func (s *sched) logOutage(t time.Time) {
 		names = fmt.Sprintf("%s (and %d more)", e.name, len(s.eps)-1)
 	}
 	if first {
-		fmt.Fprintf(s.log, "%s endpoint %s unreachable since %s (%s); waiting\n", s.role, names, s.allDownSince.Format("15:04:05"), e.downReason)
+		fmt.Fprintf(s.log, "%s endpoint %s %s since %s (%s); waiting, up to --max-outage %s\n", s.role, names, e.state(), s.allDownSince.Format("15:04:05"), e.downReason, s.maxOutage)
 		return
 	}
-	fmt.Fprintf(s.log, "%s endpoint %s still unreachable (since %s, %s ago; %s); waiting, up to --max-outage %s\n",
-		s.role, names, s.allDownSince.Format("15:04:05"), t.Sub(s.allDownSince).Round(time.Second), e.downReason, s.maxOutage)
+	fmt.Fprintf(s.log, "%s endpoint %s still %s (since %s, %s ago; %s); waiting, up to --max-outage %s\n",
+		s.role, names, e.state(), s.allDownSince.Format("15:04:05"), t.Sub(s.allDownSince).Round(time.Second), e.downReason, s.maxOutage)
 }
 
 func (s *sched) broadcast() {

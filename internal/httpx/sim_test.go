@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"container/heap"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -205,15 +206,19 @@ func (q *batching) best() float64 {
 // slots is a fixed-slot server (TEI, Infinity): c requests at once, each
 // taking service (±20%, seeded), and any beyond refused at once with TEI's
 // 429 "Model is overloaded".
+//
+// With retryAfter set, a refusal carries that Retry-After, as gateways and
+// proxies in front of a slot server send it (issue 26: "Retry-After: 1").
 type slots struct {
-	c       int
-	service time.Duration
-	busy    int
+	c          int
+	service    time.Duration
+	retryAfter time.Duration
+	busy       int
 }
 
 func (s *slots) submit(sim *simulation, t time.Time, tk *ticket) {
 	if s.busy >= s.c {
-		sim.answer(t.Add(time.Millisecond), tk, outcome{kind: outOverload, reason: "HTTP 429"})
+		sim.answer(t.Add(time.Millisecond), tk, outcome{kind: outOverload, retryAfter: s.retryAfter, reason: "HTTP 429"})
 		return
 	}
 	s.busy++
@@ -228,11 +233,16 @@ func (s *slots) best() float64           { return float64(s.c) / s.service.Secon
 // rpm is a hosted API with a requests-per-minute limit (a token bucket
 // holding a second's worth): over it, 429 with Retry-After saying when the
 // next request would pass, as OpenAI's and most gateways' do.
+//
+// With noHeaders, the 429 carries Retry-After alone (a gateway's limit, no
+// x-ratelimit-* headers): the scheduler sees an overload, not a spent
+// budget, and must still hold back once nearly everything is refused.
 type rpm struct {
-	perMin  float64
-	latency time.Duration
-	tokens  float64
-	last    time.Time
+	perMin    float64
+	latency   time.Duration
+	noHeaders bool
+	tokens    float64
+	last      time.Time
 }
 
 func (r *rpm) submit(sim *simulation, t time.Time, tk *ticket) {
@@ -246,7 +256,11 @@ func (r *rpm) submit(sim *simulation, t time.Time, tk *ticket) {
 		wait := time.Duration((1 - r.tokens) / rate * float64(time.Second))
 		// Retry-After is whole seconds on the wire; rounded up.
 		ra := time.Duration((wait+time.Second-1)/time.Second) * time.Second
-		sim.answer(t.Add(20*time.Millisecond), tk, outcome{kind: outLimited, retryAfter: ra, reason: "HTTP 429"})
+		kind := outLimited
+		if r.noHeaders {
+			kind = outOverload
+		}
+		sim.answer(t.Add(20*time.Millisecond), tk, outcome{kind: kind, retryAfter: ra, reason: "HTTP 429"})
 		return
 	}
 	r.tokens--
@@ -421,4 +435,104 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// Slot servers of several sizes, with and without Retry-After on their
+// refusals (issue 26): a refusal at capacity costs the refused request,
+// not the endpoint, so each reaches ≥ 90% of its capacity with < 5% of
+// requests refused, whatever the size.
+func TestSchedulerSlotServersWithRetryAfter(t *testing.T) {
+	for _, c := range []int{16, 32, 128} {
+		for _, ra := range []time.Duration{0, time.Second} {
+			for _, service := range []time.Duration{30 * time.Millisecond, 240 * time.Millisecond} {
+				name := fmt.Sprintf("%d slots of %s, Retry-After %s", c, service, ra)
+				t.Run(name, func(t *testing.T) {
+					srv := &slots{c: c, service: service, retryAfter: ra}
+					sim := newSim(srv, &Options{})
+					rate := sim.run(2 * time.Minute)
+					st := sim.s.stats()[0]
+					ratio := rate / srv.best()
+					refused := float64(sim.refused) / float64(sim.sent)
+					t.Logf("%.1f req/s of %.1f (%.1f%%), limit %d, peak %d, refused %.2f%% of %d",
+						rate, srv.best(), 100*ratio, st.Concurrency, st.PeakInFlight, 100*refused, sim.sent)
+					if ratio < 0.90 {
+						t.Errorf("reached %.1f%% of capacity, want ≥ 90%%", 100*ratio)
+					}
+					if refused > 0.05 {
+						t.Errorf("refused %.2f%% of requests, want < 5%%", 100*refused)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A gateway's rate limit that answers 429 with Retry-After and no
+// rate-limit headers is still respected: once nearly every request is
+// refused, the endpoint waits as asked instead of hammering it.
+func TestSchedulerRespectsRateLimitWithoutHeaders(t *testing.T) {
+	srv := &rpm{perMin: 600, latency: 300 * time.Millisecond, noHeaders: true}
+	sim := newSim(srv, &Options{})
+	rate := sim.run(10 * time.Minute)
+	refused := float64(sim.refused) / float64(sim.sent)
+	t.Logf("%.1f req/s of %.1f (%.1f%%), refused %.2f%% of %d", rate, srv.best(), 100*rate/srv.best(), 100*refused, sim.sent)
+	if rate < 0.85*srv.best() {
+		t.Errorf("reached %.1f%% of the limit, want ≥ 85%%", 100*rate/srv.best())
+	}
+	if refused > 0.10 {
+		t.Errorf("refused %.2f%% of requests: the limit is hammered, not respected", 100*refused)
+	}
+}
+
+// refuser refuses every request with 429, with Retry-After ra.
+type refuser struct {
+	ra    time.Duration
+	start time.Time
+	sent  int64
+}
+
+func (r *refuser) submit(sim *simulation, t time.Time, tk *ticket) {
+	if r.start.IsZero() {
+		r.start = t
+	}
+	r.sent++
+	sim.answer(t.Add(2*time.Millisecond), tk, outcome{kind: outOverload, retryAfter: r.ra, reason: "HTTP 429: Too many requests"})
+}
+func (r *refuser) next() (time.Time, bool) { return time.Time{}, false }
+func (r *refuser) step(sim *simulation)    {}
+func (r *refuser) best() float64           { return 1 }
+
+// An endpoint that answers 429 (with or without Retry-After) to every
+// request forever is an outage: --max-outage ends the run, counted from the
+// first refusal, with a message that says it refuses (issue 25: with
+// Retry-After it was never marked down and the run waited forever).
+func TestSchedulerRefusingForeverEndsAfterMaxOutage(t *testing.T) {
+	for _, ra := range []time.Duration{0, time.Second, 5 * time.Minute} {
+		t.Run(fmt.Sprint("Retry-After ", ra), func(t *testing.T) {
+			srv := &refuser{ra: ra}
+			var log bytesBuffer
+			sim := newSim(srv, &Options{MaxOutage: 3 * time.Second})
+			sim.s.log = &log
+			func() {
+				defer func() {
+					r := recover()
+					f, ok := r.(*Fault)
+					if !ok || f.Kind != Endpoint || !contains(f.Error(), "refused every request for 3s (HTTP 429: Too many requests)") {
+						t.Fatalf("want an Endpoint fault 'refused every request for 3s', got %v", r)
+					}
+				}()
+				sim.run(time.Hour)
+			}()
+			if el := sim.now.Sub(srv.start); el < 3*time.Second || el > 6*time.Second {
+				t.Errorf("gave up after %s, want just past --max-outage 3s", el)
+			}
+			if !contains(log.String(), "refusing every request since") {
+				t.Errorf("log lacks 'refusing every request since':\n%s", log.String())
+			}
+			if srv.sent > 200 {
+				t.Errorf("%d requests in 3 s to a server refusing everything: it should be waited out, not hammered", srv.sent)
+			}
+			t.Logf("%d requests; log:\n%s", srv.sent, log.String())
+		})
+	}
 }
