@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
@@ -52,6 +54,12 @@ func Slot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid str
 		return nil, err
 	} else if !ok {
 		return nil, fmt.Errorf("passage %q is not in the store", docID)
+	}
+	if why, err := notAsked(st, cfg, docID, qtype, sample); err != nil {
+		return nil, err
+	} else if why != "" {
+		s.Outcome = "not asked by this run: " + why
+		return s, nil
 	}
 	req, fp, err := stages.SlotRequest(cfg, docID, s.Passage, qtype, sample)
 	if err != nil {
@@ -142,6 +150,33 @@ func Slot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid str
 	return s, nil
 }
 
+// notAsked says why the run with settings cfg never asks for query slot
+// (docID, qtype, sample), or "" if it does.
+func notAsked(st *pipeline.Store, cfg *pipeline.Config, docID, qtype string, sample int) (string, error) {
+	switch {
+	case !slices.Contains(cfg.QueryTypes, qtype):
+		return fmt.Sprintf("its --query-types are %s, not %s", strings.Join(cfg.QueryTypes, ","), qtype), nil
+	case sample < 0 || sample >= cfg.QueriesPerType:
+		return fmt.Sprintf("--queries-per-type %d asks samples 0 to %d of each passage and type, not %d",
+			cfg.QueriesPerType, cfg.QueriesPerType-1, sample), nil
+	case !cfg.InShard(docID):
+		return fmt.Sprintf("the passage is in another shard than --shard %s", cfg.Shard), nil
+	}
+	sel, ok, err := stages.StoredSelection(st, cfg)
+	if err != nil || !ok {
+		return "", err
+	}
+	switch sel.Skip(docID) {
+	case stages.SkipDuplicate:
+		return fmt.Sprintf("the passage duplicates %q, which is asked instead (--dedup %s)", sel.Root(docID), cfg.Dedup), nil
+	case stages.SkipHoldout:
+		return "the passage is held out (--holdout)", nil
+	case stages.SkipNotSampled:
+		return fmt.Sprintf("the passage is outside the --max-passages %d sample", cfg.MaxPassages), nil
+	}
+	return "", nil
+}
+
 // FunnelStep is one step of the funnel from passages to exported lists.
 type FunnelStep struct {
 	Step  string `json:"step"`
@@ -163,7 +198,8 @@ func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
 		{"answered by the LLM", answered},
 		{"parsed", f("kept") + f("drop_"+dataset.DropDuplicatePassage) + f("drop_"+dataset.DropDuplicateCorpus) + f("drop_"+dataset.DropDuplicateAcrossShards)},
 		{"unique", f("kept")},
-		{"through the round trip", c("mine", "kept")},
+		{"through the round trip", c("mine", "kept") + c("mine", "drop_"+dataset.DropFewCandidates)},
+		{"with at least --min-candidates candidates", c("mine", "kept")},
 		{"labelled by the teacher", c("label", "labelled")},
 		{"kept by the teacher filters", exported + c("export", "drop_shorter_than_list_size")},
 		{"exported", exported},

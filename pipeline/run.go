@@ -34,6 +34,11 @@ type Stage struct {
 	// stages working ahead start just before the first such stage, when
 	// everything before it (the corpus) is stored.
 	Announces bool
+	// PaidCounter names the counter that is non-zero when a run of the
+	// stage sent requests someone pays for (generate: "requests"). The
+	// figures of the last such run are kept in StageStats.Paid, so that a
+	// cached re-run, which sends none, does not hide what the real run took.
+	PaidCounter string
 }
 
 // aheadBuffer is how many announced items wait for a stage working ahead;
@@ -125,6 +130,10 @@ type StageStats struct {
 	Counts   map[string]int64 `json:"counts"`
 	Seconds  float64          `json:"seconds"`
 	Finished time.Time        `json:"finished"`
+	// Paid is the last run of the stage that sent requests (see
+	// Stage.PaidCounter): this run's figures when it did, an earlier run's
+	// when this one found everything stored; nil when none did.
+	Paid *StageStats `json:"paid,omitempty"`
 }
 
 // ErrInterrupted is returned by Run when the context was cancelled (SIGINT).
@@ -227,6 +236,18 @@ func Run(ctx context.Context, env *Env, stages []Stage) error {
 			return ErrInterrupted // the stage may have left work undone
 		}
 		stats := StageStats{Counts: env.Counters(st.Name).Snapshot(), Seconds: time.Since(start0).Seconds(), Finished: time.Now().UTC()}
+		if st.PaidCounter != "" {
+			if stats.Counts[st.PaidCounter] > 0 {
+				paid := stats
+				stats.Paid = &paid
+			} else {
+				var prev StageStats
+				if _, err := env.Store.GetJSON(PrefixStat+st.Name, &prev); err != nil {
+					return fmt.Errorf("%s: %w", st.Name, err)
+				}
+				stats.Paid = prev.Paid
+			}
+		}
 		if err := env.Store.PutJSON(PrefixStat+st.Name, stats); err != nil {
 			return fmt.Errorf("%s: %w", st.Name, err)
 		}

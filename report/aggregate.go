@@ -174,6 +174,9 @@ type StageRow struct {
 	Items    int64
 	Unit     string
 	Counts   map[string]int64
+	// Paid is the stage's last run that sent requests when that was an
+	// earlier run than this one (a cached re-run sends none).
+	Paid *StageRow
 }
 
 // Endpoint is one server's figures as the run stored them (meta/endpoints).
@@ -890,7 +893,7 @@ func (b *builder) funnel() {
 	parsed.Drops = drops("filter", func(r string) bool { return slices.Contains(duplicates, r) })
 	unique := step("unique", func(a *typeAgg) int64 { return a.unique })
 	unique.Drops = drops("mine", all)
-	mined := step("through the round trip", func(a *typeAgg) int64 { return a.mined })
+	mined := step(MinedStep, func(a *typeAgg) int64 { return a.mined })
 	if total, pt := per(func(a *typeAgg) int64 { return a.mined - a.labelled }); total > 0 {
 		mined.Drops = []Drop{{Stage: "label", Reason: "not_labelled (teacher failed or not run)", Total: total, PerType: pt}}
 	}
@@ -911,6 +914,11 @@ func (b *builder) funnel() {
 	}
 }
 
+// MinedStep names the funnel step of the queries mining keeps: their source
+// passage came back in the first-pass top --roundtrip-k and they have at
+// least --min-candidates candidates (the step above lists the drops of both).
+const MinedStep = "mined: through the round trip, with at least --min-candidates candidates"
+
 // stageRows reads each stage's time and its main count.
 func stageRows(stats map[string]pipeline.StageStats) []StageRow {
 	main := []struct{ stage, unit string }{
@@ -923,29 +931,39 @@ func stageRows(stats map[string]pipeline.StageStats) []StageRow {
 		if !ok {
 			continue
 		}
-		r := StageRow{Stage: m.stage, Seconds: s.Seconds, Counts: s.Counts, Unit: m.unit}
-		if !s.Finished.IsZero() {
-			r.Finished = s.Finished.UTC().Format("2006-01-02 15:04:05 UTC")
-		}
-		c := s.Counts
-		switch m.stage {
-		case "mine":
-			r.Items = c["kept"]
-			for k, v := range c {
-				if strings.HasPrefix(k, "drop_") {
-					r.Items += v
-				}
-			}
-		case "label":
-			r.Items, r.Unit = c["pairs_scored"], "pairs scored"
-		case "export":
-			r.Items = c["rows_train"] + c["rows_dev"]
-		default:
-			r.Items = c[m.unit]
+		r := stageRow(m.stage, m.unit, s)
+		if p := s.Paid; p != nil && !p.Finished.Equal(s.Finished) {
+			pr := stageRow(m.stage, m.unit, *p)
+			r.Paid = &pr
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// stageRow is one run of a stage: its time and its main count.
+func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
+	r := StageRow{Stage: stage, Seconds: s.Seconds, Counts: s.Counts, Unit: unit}
+	if !s.Finished.IsZero() {
+		r.Finished = s.Finished.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	c := s.Counts
+	switch stage {
+	case "mine":
+		r.Items = c["kept"]
+		for k, v := range c {
+			if strings.HasPrefix(k, "drop_") {
+				r.Items += v
+			}
+		}
+	case "label":
+		r.Items, r.Unit = c["pairs_scored"], "pairs scored"
+	case "export":
+		r.Items = c["rows_train"] + c["rows_dev"]
+	default:
+		r.Items = c[unit]
+	}
+	return r
 }
 
 // runFacts reads meta/endpoints and the manifest's run facts.

@@ -106,7 +106,7 @@ func TestFunnelByHand(t *testing.T) {
 	// step -> {questions, claims}
 	want := map[string][2]int64{
 		"query slots": {3, 3}, "answered by the LLM": {3, 2}, "parsed": {2, 2}, "unique": {1, 2},
-		"through the round trip": {1, 1}, "labelled by the teacher": {1, 1}, "kept by the teacher filters": {1, 0}, "exported": {1, 0},
+		MinedStep: {1, 1}, "labelled by the teacher": {1, 1}, "kept by the teacher filters": {1, 0}, "exported": {1, 0},
 	}
 	drops := map[string][2]int64{
 		"filter/llm_failed": {0, 1}, "filter/copied_passage": {1, 0}, "filter/duplicate_in_corpus": {1, 0},

@@ -133,7 +133,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 		for _, f := range rec.Files {
 			set.keep(f.Name)
 		}
-		bar.Add(rec.Counts["rows_train"] + rec.Counts["rows_dev"])
+		bar.Add(int64(t.Kept))
 		c.Add(CountFilesKept, int64(len(rec.Files)))
 	} else {
 		rec = exportRecord{Digest: digest}
@@ -218,6 +218,7 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 		if lay.fullOnly() && len(idx) < cfg.ListSize {
 			// The consumer needs exactly --list-size passages per list.
 			counts["drop_"+dataset.DropShorterThanListSize]++
+			bar.Add(1) // the bar counts the lists looked at, so it ends at 100%
 			return nil
 		}
 		if err := fillRow(&r, passages, qid, t.Split(l.DocID), &l, idx, t, cfg, scores); err != nil {
@@ -362,6 +363,19 @@ type TokenUse struct {
 	LastRunRequests         int64   `json:"last_run_requests"`
 	PriceInput              float64 `json:"price_input_per_1m"`
 	PriceOutput             float64 `json:"price_output_per_1m"`
+	// PaidRun is the last generate run that sent requests: the last run
+	// itself, or the run before a cached re-run (nil when none did).
+	PaidRun *PaidRun `json:"paid_run,omitempty"`
+}
+
+// PaidRun is what the last generate run that sent requests took.
+type PaidRun struct {
+	Requests         int64     `json:"requests"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	Cost             float64   `json:"cost"`
+	Seconds          float64   `json:"seconds"`
+	Finished         time.Time `json:"finished"`
 }
 
 // StoredUsage sums the tokens of every answer in the store (llm/): what was
@@ -387,6 +401,11 @@ func Usage(stats map[string]pipeline.StageStats, cfg *pipeline.Config) TokenUse 
 	}
 	u.Cost = cfg.Cost(u.PromptTokens, u.CompletionTokens)
 	u.LastRunCost = cfg.Cost(u.LastRunPromptTokens, u.LastRunCompletionTokens)
+	if p := stats["generate"].Paid; p != nil {
+		u.PaidRun = &PaidRun{Requests: p.Counts["requests"], PromptTokens: p.Counts["prompt_tokens"],
+			CompletionTokens: p.Counts["completion_tokens"], Seconds: p.Seconds, Finished: p.Finished}
+		u.PaidRun.Cost = cfg.Cost(u.PaidRun.PromptTokens, u.PaidRun.CompletionTokens)
+	}
 	return u
 }
 

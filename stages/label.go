@@ -29,7 +29,7 @@ func (e *FatalError) Unwrap() error { return e.Err }
 // only the pairs not yet scored, and identical queries never re-score. A
 // query whose scoring fails is recorded as failed and the run goes on.
 func LabelStage(deps *Deps) pipeline.Stage {
-	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher",
+	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher", PaidCounter: "pairs_scored",
 		Run: func(ctx context.Context, env *pipeline.Env) error { return runLabel(ctx, env, deps) },
 		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
 			return labelAhead(ctx, env, deps, in)

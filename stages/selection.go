@@ -82,17 +82,11 @@ func selectionKey(cfg *pipeline.Config, corpusSHA string) string {
 // computation: one pass over the passages (MinHash for --dedup near: about
 // 128 multiply-adds per word), memory as dedup.Finder states.
 func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Selection, error) {
-	var meta dataset.CorpusMeta
-	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
-		return nil, err
-	}
-	key := selectionKey(cfg, meta.SHA256)
-	var sel Selection
-	ok, err := st.GetJSON(dataset.MetaSelection, &sel)
+	sel, ok, key, err := storedSelection(st, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || sel.Key != key {
+	if !ok {
 		if sel, err = computeSelection(ctx, st, cfg, key); err != nil {
 			return nil, err
 		}
@@ -100,12 +94,40 @@ func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config
 			return nil, err
 		}
 	}
+	return sel.ready(cfg), nil
+}
+
+// StoredSelection is the run's selection as stored, without computing or
+// writing anything; ok is false when none was stored for cfg's settings.
+func StoredSelection(st *pipeline.Store, cfg *pipeline.Config) (sel *Selection, ok bool, err error) {
+	s, ok, _, err := storedSelection(st, cfg)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return s.ready(cfg), true, nil
+}
+
+func storedSelection(st *pipeline.Store, cfg *pipeline.Config) (sel Selection, ok bool, key string, err error) {
+	var meta dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
+		return sel, false, "", err
+	}
+	key = selectionKey(cfg, meta.SHA256)
+	found, err := st.GetJSON(dataset.MetaSelection, &sel)
+	if err != nil {
+		return sel, false, key, err
+	}
+	return sel, found && sel.Key == key, key, nil
+}
+
+// ready fills the fields Skip needs that are not stored.
+func (sel Selection) ready(cfg *pipeline.Config) *Selection {
 	sel.seed = cfg.Seed
 	sel.holdout = make(map[string]bool, len(sel.Holdout))
 	for _, id := range sel.Holdout {
 		sel.holdout[id] = true
 	}
-	return &sel, nil
+	return &sel
 }
 
 func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, key string) (Selection, error) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -215,5 +217,159 @@ func TestReadableSettings(t *testing.T) {
 		if strings.Contains(string(page), no) {
 			t.Errorf("report shows %q", no)
 		}
+	}
+}
+
+// Item 9 of issue 23: the funnel counts the round trip apart from the
+// --min-candidates drop, and inspect of a slot the run never asks says so
+// (not "not generated yet").
+func TestFunnelAndNotAsked(t *testing.T) {
+	_, store := offlineStore(t)
+	code, out, errs := cliRun(t, "stats", "--store", store, "--json")
+	if code != 0 {
+		t.Fatalf("stats: exit %d: %s", code, errs)
+	}
+	var s struct {
+		Funnel []inspect.FunnelStep                         `json:"funnel"`
+		Stages map[string]struct{ Counts map[string]int64 } `json:"stages"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	step := map[string]int64{}
+	for _, f := range s.Funnel {
+		step[f.Step] = f.Count
+	}
+	mine := s.Stages["mine"].Counts
+	if mine["drop_few_candidates"] == 0 {
+		t.Fatalf("the testdata run drops no query for too few candidates: %v", mine)
+	}
+	if got, want := step["through the round trip"], step["unique"]-mine["drop_roundtrip_miss"]; got != want {
+		t.Errorf("through the round trip %d, want unique less round-trip misses = %d", got, want)
+	}
+	if got, want := step["with at least --min-candidates candidates"], step["through the round trip"]-mine["drop_few_candidates"]; got != want || got != mine["kept"] {
+		t.Errorf("with at least --min-candidates candidates %d, want %d (mine kept %d)", got, want, mine["kept"])
+	}
+
+	for qid, want := range map[string]string{
+		"kb001:questions:3": "outcome  not asked by this run: --queries-per-type 1 asks samples 0 to 0 of each passage and type, not 3\n",
+		"kb001:bogus:0":     "outcome  not asked by this run: its --query-types are questions,claims,titles,keywords,msmarco,random, not bogus\n",
+	} {
+		code, out, errs := cliRun(t, "inspect", "--store", store, qid)
+		if code != 0 || !strings.Contains(out, want) || strings.Contains(out, "not generated") {
+			t.Errorf("inspect %s: exit %d, %s%s; want %q", qid, code, out, errs, want)
+		}
+	}
+}
+
+// Item 9 of issue 23: an export that leaves lists out (shorter than
+// --list-size for sentence-transformers) ends its progress at 100% and says
+// what it left out and why; export --help says a bare export keeps the
+// run's values.
+func TestExportProgressAndHelpDefaults(t *testing.T) {
+	_, store := offlineStore(t)
+	code, _, errs := cliRun(t, "export", "--store", store, "--out", t.TempDir(), "--layout", "sentence-transformers", "--list-size", "8")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	m := regexp.MustCompile(`(?m)^export +(\d+)/(\d+) +([0-9.]+)%`).FindAllStringSubmatch(errs, -1)
+	if len(m) == 0 {
+		t.Fatalf("no export progress line:\n%s", errs)
+	}
+	if last := m[len(m)-1]; last[1] != last[2] || last[3] != "100.0" {
+		t.Errorf("export progress ends at %s/%s %s%%:\n%s", last[1], last[2], last[3], errs)
+	}
+	if !regexp.MustCompile(`wrote \d+ train and \d+ dev lists to .*; \d+ lists shorter than --list-size 8 left out \(the sentence-transformers layout needs exactly 8 passages a list\)\n$`).MatchString(errs) {
+		t.Errorf("the summary does not say what was left out:\n%s", errs)
+	}
+	_, help, _ := cliRun(t, "export", "--help")
+	for _, want := range []string{"--list-size int             passages per exported list (top by teacher score, source included) (default: the run's value)",
+		"--layout string             output layout"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("export --help lacks %q", want)
+		}
+	}
+	if strings.Contains(help, "(default: 20)") || strings.Contains(help, `(default: "listwise")`) {
+		t.Errorf("export --help gives run defaults a bare export does not use:\n%s", help)
+	}
+}
+
+// Item 9 of issue 23: after a cached re-run, stats and the report keep the
+// figures of the run that sent the requests (requests, tokens, time,
+// endpoints) beside this run's zeros.
+func TestCachedRerunKeepsPaidFigures(t *testing.T) {
+	out := t.TempDir()
+	llm, _, args := fakeArgs(t, "tei", out)
+	for i := 0; i < 2; i++ {
+		if code, msg := synthq(t, context.Background(), args...); code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, code, msg)
+		}
+	}
+	paid := llm.Completed.Load()
+	if paid == 0 {
+		t.Fatal("the fake LLM got no request")
+	}
+	store := filepath.Join(out, "store")
+	code, stats, errs := cliRun(t, "stats", "--store", store)
+	if code != 0 {
+		t.Fatalf("stats: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(stats, "last run: 0 requests") ||
+		!regexp.MustCompile(fmt.Sprintf(`last run that sent requests \(.*\): %d requests, \d+ prompt \+ \d+ completion`, paid)).MatchString(stats) {
+		t.Errorf("stats after a cached re-run:\n%s", stats)
+	}
+	if !regexp.MustCompile(`endpoints \(last run that sent requests\)\n.*\n  llm +\S+ +[1-9]`).MatchString(stats) {
+		t.Errorf("stats lost the endpoints' figures of the paid run:\n%s", stats)
+	}
+	page := filepath.Join(t.TempDir(), "r.html")
+	if code, _, errs := cliRun(t, "report", "--store", store, "--out", page); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	for _, want := range []string{`<td>this run's generate</td><td>0 requests`,
+		fmt.Sprintf(`<tr data-row="paid-run"><td>last generate run that sent requests</td><td>%d requests`, paid),
+		`<tr data-row="paid-stage"><td>generate: last run that sent requests</td>`,
+		`<tr data-row="paid-stage"><td>label: last run that sent requests</td>`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+}
+
+// Item 10 of issue 23: interop/package-lock.json lists every optional
+// dependency of every locked package (DuckDB's bindings for each platform),
+// so `npm ci` accepts it and `npm install` leaves it as it is: the tree stays
+// clean after the README's test command.
+func TestInteropLockComplete(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "interop", "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock struct {
+		Packages map[string]struct {
+			Version              string            `json:"version"`
+			Dependencies         map[string]string `json:"dependencies"`
+			OptionalDependencies map[string]string `json:"optionalDependencies"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(b, &lock); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range lock.Packages {
+		for dep, ver := range p.OptionalDependencies {
+			got, ok := lock.Packages["node_modules/"+dep]
+			if !ok {
+				t.Errorf("%s: optional dependency %s@%s is not in the lock (npm install would add it)", name, dep, ver)
+			} else if got.Version != ver && !strings.ContainsAny(ver, "^~<>*") {
+				t.Errorf("%s: optional dependency %s locked at %s, wants %s", name, dep, got.Version, ver)
+			}
+		}
+	}
+	if len(lock.Packages) < 5 {
+		t.Errorf("lock lists %d packages", len(lock.Packages))
 	}
 }

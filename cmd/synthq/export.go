@@ -97,7 +97,7 @@ A target flag not given keeps the value the run used (stored with its store);
 				return err
 			}
 			ex := env.Counters("export").Snapshot()
-			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "))
+			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "), leftOut(ex, &cfg))
 			return nil
 		},
 	}

@@ -55,11 +55,13 @@ func printStory(w io.Writer, s *inspect.Story) {
 	fmt.Fprintf(w, "qid      %s\n", s.QID)
 	fmt.Fprintf(w, "outcome  %s\n\n", s.Outcome)
 	fmt.Fprintf(w, "── passage (corpus line %d) ──\n%s\n\n", s.Passage.Line, s.Passage.Full())
-	fmt.Fprintf(w, "── prompt ──\n")
-	for _, m := range s.Prompt {
-		fmt.Fprintf(w, "[%s]\n%s\n", m.Role, strings.TrimRight(m.Content, "\n"))
+	if len(s.Prompt) > 0 {
+		fmt.Fprintf(w, "── prompt ──\n")
+		for _, m := range s.Prompt {
+			fmt.Fprintf(w, "[%s]\n%s\n", m.Role, strings.TrimRight(m.Content, "\n"))
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
 	switch {
 	case s.Answer != nil:
 		fmt.Fprintf(w, "── raw answer (%s, finish %s, %d+%d tokens) ──\n%s\n\n", s.Answer.Model, s.Answer.FinishReason,

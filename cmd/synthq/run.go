@@ -156,11 +156,20 @@ func wroteOrKept(export map[string]int64) string {
 	return "wrote"
 }
 
+// leftOut says which kept lists the layout left out, and why ("" if none).
+func leftOut(export map[string]int64, cfg *pipeline.Config) string {
+	n := export["drop_"+dataset.DropShorterThanListSize]
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d lists shorter than --list-size %d left out (the %s layout needs exactly %d passages a list)", n, cfg.ListSize, cfg.Layout, cfg.ListSize)
+}
+
 // summarise prints where the output is and turns failed items into exit 3.
 func summarise(env *pipeline.Env, log io.Writer) error {
 	ex := env.Counters("export").Snapshot()
 	if !env.Config.Quiet {
-		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out)
+		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out, leftOut(ex, env.Config))
 	}
 	fails, _, err := dataset.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
@@ -354,13 +363,19 @@ func hostOf(u string) string {
 }
 
 // saveEndpoints stores every endpoint's figures under meta/endpoints (URLs
-// without credentials), for the manifest, `synthq stats` and the report.
+// without credentials), for the manifest, `synthq stats` and the report,
+// when the run sent requests: a cached re-run keeps the figures of the run
+// that did the work.
 func saveEndpoints(st *pipeline.Store, hcs []*httpx.Client) {
 	var all []httpx.EndpointStats
+	sent := false
 	for _, h := range hcs {
-		all = append(all, h.Stats()...)
+		for _, e := range h.Stats() {
+			all = append(all, e)
+			sent = sent || e.Requests > 0
+		}
 	}
-	if len(all) > 0 {
+	if sent {
 		st.PutJSON(dataset.MetaEndpoints, all)
 	}
 }

@@ -112,6 +112,10 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.To
 		use.PromptTokens, use.CompletionTokens, use.Cost, use.PriceInput, use.PriceOutput)
 	fmt.Fprintf(w, "          last run: %d requests, %d prompt + %d completion, cost %.4f\n",
 		use.LastRunRequests, use.LastRunPromptTokens, use.LastRunCompletionTokens, use.LastRunCost)
+	if p := use.PaidRun; p != nil && p.Requests != use.LastRunRequests {
+		fmt.Fprintf(w, "          last run that sent requests (%s): %d requests, %d prompt + %d completion, cost %.4f, %.1fs\n",
+			p.Finished.UTC().Format("2006-01-02 15:04 UTC"), p.Requests, p.PromptTokens, p.CompletionTokens, p.Cost, p.Seconds)
+	}
 	fmt.Fprintf(w, "failures  %d\n", len(fails))
 	if others > 0 {
 		fmt.Fprintf(w, "          (%d more recorded under other settings; they do not count)\n", others)
@@ -130,7 +134,7 @@ func printEndpoints(w io.Writer, eps []httpx.EndpointStats) {
 	if len(eps) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "endpoints (last run)\n  %-8s %-36s %9s %9s %8s %7s %11s %8s %8s %8s\n",
+	fmt.Fprintf(w, "endpoints (last run that sent requests)\n  %-8s %-36s %9s %9s %8s %7s %11s %8s %8s %8s\n",
 		"role", "url", "requests", "answered", "refused", "errors", "concurrency", "rate/s", "p50 ms", "p99 ms")
 	for _, e := range eps {
 		fmt.Fprintf(w, "  %-8s %-36s %9d %9d %8d %7d %11d %8.1f %8.0f %8.0f\n",
