@@ -22,15 +22,15 @@ func flagGroups(command string) []flagGroup {
 		own = []flagGroup{{"Report", []string{"manifest", "examples", "sample"}}}
 	}
 	return append(own, []flagGroup{
-		{"Input and output", []string{"corpus", "out", "store", "merge", "queries", "qrels", "config", "offline",
-			"json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
+		{"Input and output", []string{"corpus", "out", "store", "merge", "force", "prepared", "queries", "qrels", "config",
+			"offline", "json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
 			"temperature", "top-p", "max-tokens", "no-n", "llm-extra", "examples", "few-shot", "max-passage-chars",
 			"max-query-words", "max-copied-words"}},
 		{"Passages asked about", []string{"dedup", "dedup-threshold", "max-passages", "holdout", "shard"}},
 		{"First-pass retrieval (mining)", []string{"retriever", "candidates", "roundtrip-k", "min-candidates",
 			"bm25-k1", "bm25-b", "rrf-k", "embed-url", "embed-model", "embed-api-key", "embed-batch",
-			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix"}},
+			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix", "dense-index", "adapter"}},
 		{"Teacher (cross-encoder)", []string{"teacher-url", "teacher-api", "teacher-model", "teacher-api-key",
 			"teacher-batch", "teacher-max-tokens", "teacher-tokenizer", "teacher-input"}},
 		{"Lists and export", []string{"list-size", "require-source-top1", "min-top-percentile", "norm", "dev-fraction",
