@@ -49,6 +49,9 @@ func hashOut(t *testing.T, got map[string]string, name, dir string) {
 			t.Fatal(err)
 		}
 		if e.Name() == "manifest.json" {
+			if strings.HasPrefix(name, "fakes") {
+				continue // a server run's counts (requests, retries) depend on timing
+			}
 			b = stableManifest(t, b)
 		}
 		sum := sha256.Sum256(b)
