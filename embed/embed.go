@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/internal/window"
 )
 
@@ -273,7 +274,7 @@ func (c *Client) call(ctx context.Context, texts []string) ([][]float32, error) 
 	}
 	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(len(texts), int(c.dim.Load())),
 		What: fmt.Sprintf("an embeddings answer for %d texts", len(texts)), Check: check})
-	url := httpx.RedactURL(c.endpoint)
+	url := redact.URL(c.endpoint)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		got = nil

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // CheckURL reports why raw cannot be a server's base URL, or nil. The
 // error's text never holds raw or any part of its user information: it is
-// RedactURL(raw) and a reason of our own words (url.Parse's errors quote the
+// redact.URL(raw) and a reason of our own words (url.Parse's errors quote the
 // URL, or the "port" that is really the tail of a password:
 // `invalid port ":SECRET" after host`). It refuses what does not parse, a
 // scheme other than http or https, no host, a #fragment, and an '@' past
@@ -21,7 +23,7 @@ func CheckURL(raw string) error {
 	if reason == "" {
 		return nil
 	}
-	return &URLError{URL: RedactURL(raw), Reason: reason}
+	return &URLError{URL: redact.URL(raw), Reason: reason}
 }
 
 // URLError is a base URL that cannot work; URL is redacted.
@@ -52,7 +54,7 @@ func urlProblem(raw string) string {
 			return "no scheme: want http:// or https:// before the host"
 		}
 		return fmt.Sprintf("scheme %q: want http or https", u.Scheme)
-	case atPastHost(raw):
+	case redact.AtPastHost(raw):
 		return "an '@' after the host" + encodeHint
 	case u.Host == "" || u.Hostname() == "":
 		return "no host"

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // nastyPasswords are passwords of the shapes that break URL parsing or
@@ -40,13 +42,13 @@ func TestNastyPasswordsNeverShown(t *testing.T) {
 			"http://user:" + pw + "@127.0.0.1:1/v1?key=XPW9",
 			"user:" + pw + "@host:8000/v1",
 		} {
-			show := map[string]string{"RedactURL": RedactURL(raw)}
+			show := map[string]string{"RedactURL": redact.URL(raw)}
 			if strings.Contains(raw, "://") && !strings.ContainsAny(pw, "\n\t") {
 				// Free text is redacted by its URLs' schemes; URLs with
 				// control characters or no scheme never reach text:
 				// CheckURL refuses them at start-up, url.Parse before
 				// any request.
-				show["RedactText"] = RedactText("llm POST " + raw + "/chat/completions: connection refused (tried " + raw + ").")
+				show["RedactText"] = redact.Text("llm POST " + raw + "/chat/completions: connection refused (tried " + raw + ").")
 			}
 			if err := CheckURL(raw); err != nil {
 				show["CheckURL"] = err.Error()
@@ -76,8 +78,8 @@ func TestNastyPasswordsNeverShown(t *testing.T) {
 		if err := CheckURL(enc); err != nil {
 			t.Errorf("%q percent-encoded: %v", pw, err)
 		}
-		if r := RedactURL(enc); r != "http://127.0.0.1:1/v1" {
-			t.Errorf("RedactURL(%q) = %q", enc, r)
+		if r := redact.URL(enc); r != "http://127.0.0.1:1/v1" {
+			t.Errorf("redact.URL(%q) = %q", enc, r)
 		}
 	}
 }

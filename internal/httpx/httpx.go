@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // Options configure a Client. Zero fields take defaults.
@@ -224,14 +226,14 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: read request body: %w", req.Method, redact(req.URL), err)
+			return nil, fmt.Errorf("%s %s: read request body: %w", req.Method, redact.Parsed(req.URL), err)
 		}
 		body = b
 	}
 	if len(c.opts.ExtraBody) > 0 && len(body) > 0 {
 		merged, err := mergeJSON(body, c.opts.ExtraBody)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: add extra body keys: %w", req.Method, redact(req.URL), err)
+			return nil, fmt.Errorf("%s %s: add extra body keys: %w", req.Method, redact.Parsed(req.URL), err)
 		}
 		body = merged
 	}
@@ -252,7 +254,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			c.malformed.Add(1)
 			bad++
 			if bad > min(malformedRetries, c.opts.MaxRetries) {
-				if f, ok := c.malformedFault(redact(req.URL), bad, mal); ok {
+				if f, ok := c.malformedFault(redact.Parsed(req.URL), bad, mal); ok {
 					return nil, f
 				}
 			}
@@ -260,7 +262,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 				// Never reached while others answer well (the item
 				// fails) or nothing does (a misconfiguration): a bound
 				// all the same.
-				return nil, &Fault{Kind: Item, Role: c.opts.Role, URL: redact(req.URL), Err: mal,
+				return nil, &Fault{Kind: Item, Role: c.opts.Role, URL: redact.Parsed(req.URL), Err: mal,
 					Msg: fmt.Sprintf("answer malformed %d times: %v", bad, mal)}
 			}
 			c.retries.Add(1)
@@ -276,7 +278,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 				if err == nil {
 					err = errors.New("no answer")
 				}
-				return nil, fmt.Errorf("%s %s: %w", req.Method, redact(req.URL), err)
+				return nil, fmt.Errorf("%s %s: %w", req.Method, redact.Parsed(req.URL), err)
 			}
 			if o.kind == outOK {
 				c.wellFormed.Add(1)
@@ -287,7 +289,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		if err == nil && resp != nil {
-			err = &StatusError{Method: req.Method, URL: redact(req.URL), Status: resp.StatusCode, Body: peek(resp)}
+			err = &StatusError{Method: req.Method, URL: redact.Parsed(req.URL), Status: resp.StatusCode, Body: peek(resp)}
 		}
 		if f, ok := err.(*Fault); ok { // from the scheduler: the outage lasted too long
 			return nil, f
@@ -310,7 +312,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 					return nil, fmt.Errorf("after %d retries: %w", attempt, err)
 				case c.s.servedTotal() > servedAt:
 					// Others were answered meanwhile: this request's fault.
-					f := &Fault{Kind: Item, Role: c.opts.Role, URL: redact(req.URL), Err: err,
+					f := &Fault{Kind: Item, Role: c.opts.Role, URL: redact.Parsed(req.URL), Err: err,
 						Msg: fmt.Sprintf("failed %d times while the server answered other requests: %v", fails, err)}
 					if resp != nil {
 						f.Status = resp.StatusCode
@@ -378,7 +380,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, body []byte) (*
 			if reason == "" {
 				reason = "does not parse as a URL"
 			}
-			return nil, outcome{kind: outFailed}, &Fault{Kind: Config, Role: c.opts.Role, URL: RedactURL(target),
+			return nil, outcome{kind: outFailed}, &Fault{Kind: Config, Role: c.opts.Role, URL: redact.URL(target),
 				Msg: "endpoint URL cannot be used: " + reason, Hint: fmt.Sprintf("check every --%s-url", c.opts.Role)}
 		}
 		r = req.Clone(ctx)
@@ -416,7 +418,7 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 			kind = outTimeout
 		}
 		err = stripURL(err)
-		return nil, outcome{kind: kind, reason: transportReason(err)}, fmt.Errorf("%s %s: %w", req.Method, redact(req.URL), err)
+		return nil, outcome{kind: kind, reason: transportReason(err)}, fmt.Errorf("%s %s: %w", req.Method, redact.Parsed(req.URL), err)
 	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	exp := expectOf(ctx)
@@ -436,7 +438,7 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			kind = outTimeout
 		}
-		return nil, outcome{kind: kind, reason: "answer cut off"}, fmt.Errorf("%s %s: read response: %w", req.Method, redact(req.URL), err)
+		return nil, outcome{kind: kind, reason: "answer cut off"}, fmt.Errorf("%s %s: read response: %w", req.Method, redact.Parsed(req.URL), err)
 	}
 	over := int64(len(b)) > limit
 	if over {
@@ -451,20 +453,20 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 				what = "an answer"
 			}
 			return resp, outcome{kind: outAnswered, reason: "answer too large"}, &malformedError{what: exp.What,
-				reason:  fmt.Sprintf("%s %s: HTTP %d answer larger than %s, the most %s can need: not read further", req.Method, redact(req.URL), resp.StatusCode, byteSize(limit), what),
+				reason:  fmt.Sprintf("%s %s: HTTP %d answer larger than %s, the most %s can need: not read further", req.Method, redact.Parsed(req.URL), resp.StatusCode, byteSize(limit), what),
 				excerpt: excerpt(b)}
 		}
 		if !json.Valid(b) {
 			// The server is up and answered: its answer is unusable (an
 			// HTML page, JSON cut short, a NaN as Python writes it).
 			return resp, outcome{kind: outAnswered, reason: "answer not JSON"}, &malformedError{what: exp.What,
-				reason:  fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact(req.URL), resp.StatusCode, len(b)),
+				reason:  fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact.Parsed(req.URL), resp.StatusCode, len(b)),
 				excerpt: excerpt(b)}
 		}
 		if exp.Check != nil {
 			if err := exp.Check(b); err != nil {
 				return resp, outcome{kind: outAnswered, reason: "answer malformed"}, &malformedError{what: exp.What, err: err,
-					reason:  fmt.Sprintf("%s %s: HTTP %d answer malformed: %v", req.Method, redact(req.URL), resp.StatusCode, err),
+					reason:  fmt.Sprintf("%s %s: HTTP %d answer malformed: %v", req.Method, redact.Parsed(req.URL), resp.StatusCode, err),
 					excerpt: excerpt(b)}
 			}
 		}
@@ -568,9 +570,6 @@ func mergeJSON(body []byte, extra map[string]any) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// redact is RedactURL of a parsed URL.
-func redact(u *url.URL) string { return redactURL(u) }
-
 // stripURL removes the *url.Error wrapper, whose message repeats the full URL.
 func stripURL(err error) error {
 	var ue *url.Error
@@ -591,13 +590,13 @@ func Probe(ctx context.Context, rawURL string, timeout time.Duration) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return fmt.Errorf("invalid URL %s", RedactURL(rawURL)) // url.Parse's words may quote a password
+		return fmt.Errorf("invalid URL %s", redact.URL(rawURL)) // url.Parse's words may quote a password
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("no answer from %s within %s", redact(req.URL), timeout)
+			return fmt.Errorf("no answer from %s within %s", redact.Parsed(req.URL), timeout)
 		}
 		return stripURL(err)
 	}
@@ -659,11 +658,11 @@ func PostJSON(ctx context.Context, d Doer, url, apiKey string, body []byte) (int
 	// url.Parse's and the transport's words may quote a password: a URL
 	// that cannot work is refused in ours, and is never sent.
 	if reason := urlProblem(url); reason != "" {
-		return 0, nil, &Fault{Kind: Config, URL: RedactURL(url), Msg: "URL cannot be used: " + reason}
+		return 0, nil, &Fault{Kind: Config, URL: redact.URL(url), Msg: "URL cannot be used: " + reason}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, fmt.Errorf("POST %s: cannot build the request", RedactURL(url))
+		return 0, nil, fmt.Errorf("POST %s: cannot build the request", redact.URL(url))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -679,7 +678,7 @@ func PostJSON(ctx context.Context, d Doer, url, apiKey string, body []byte) (int
 		if IsMalformed(err) {
 			return 0, nil, err
 		}
-		return 0, nil, fmt.Errorf("POST %s: %w", RedactURL(url), stripURL(err))
+		return 0, nil, fmt.Errorf("POST %s: %w", redact.URL(url), stripURL(err))
 	}
 	defer resp.Body.Close()
 	limit := expectOf(ctx).MaxBytes

@@ -1,4 +1,7 @@
-package httpx
+// Package redact removes credentials from URLs and from free text that
+// holds URLs, before anything is logged, stored, shown or put in an error.
+// Every client, the store, the manifest and the report use it.
+package redact
 
 import (
 	"net/url"
@@ -9,7 +12,7 @@ import (
 // Redacted replaces a secret in a URL shown or stored by synthq.
 const Redacted = "REDACTED"
 
-// RedactURL returns raw without credentials, for logs, errors, the stored
+// URL returns raw without credentials, for logs, errors, the stored
 // config and the manifest: the user information (user:password@) is dropped
 // and the value of every key-like query parameter (key, api_key, apikey,
 // token, access_token, secret, password, sig, signature, and any name
@@ -18,20 +21,20 @@ const Redacted = "REDACTED"
 // redact to the same string. A string that does not parse as a URL with a
 // scheme and host is returned with anything that looks like user
 // information or a key-like parameter redacted all the same.
-func RedactURL(raw string) string {
+func URL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" || atPastHost(raw) {
+	if err != nil || u.Scheme == "" || u.Host == "" || AtPastHost(raw) {
 		return redactLoose(raw)
 	}
-	return redactURL(u)
+	return Parsed(u)
 }
 
-// atPastHost reports an '@' after the authority of an absolute URL (in its
+// AtPastHost reports an '@' after the authority of an absolute URL (in its
 // path, query or fragment): the mark of a password holding '/', '?' or '#'
 // that was not percent-encoded, which url.Parse reads as host, port and
 // path ("http://u:123/x@host" parses as host "u" port 123). Such a URL is
 // redacted as a whole up to its last '@'.
-func atPastHost(raw string) bool {
+func AtPastHost(raw string) bool {
 	_, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return false
@@ -40,8 +43,11 @@ func atPastHost(raw string) bool {
 	return end >= 0 && strings.Contains(rest[end:], "@")
 }
 
-// redactURL is RedactURL of a parsed URL.
-func redactURL(u *url.URL) string {
+// Parsed is URL of a parsed URL.
+func Parsed(u *url.URL) string {
+	if s := u.String(); AtPastHost(s) {
+		return redactLoose(s)
+	}
 	c := *u
 	if c.User != nil {
 		c.User = nil
@@ -102,13 +108,13 @@ func urlEnd(s string) int {
 	return len(s)
 }
 
-// RedactText applies RedactURL to every URL found in s (an error message, a
-// stored failure reason), leaving the rest of the text as it is. A URL ends
-// at a space or a quote, unless an '@' follows on the same line before any
-// other URL: then its user information held a space or a quote, and the URL
-// runs on to that '@' and past it (text between is redacted with it: an
-// e-mail address later on the line costs some words, never a secret).
-func RedactText(s string) string {
+// Text applies URL to every URL found in s (an error message, a stored
+// failure reason), leaving the rest of the text as it is. A URL ends at a
+// space or a quote, unless an '@' follows on the same line before any other
+// URL: then its user information held a space or a quote, and the URL runs
+// on to that '@' and past it (text between is redacted with it: an e-mail
+// address later on the line costs some words, never a secret).
+func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
@@ -135,7 +141,7 @@ func RedactText(s string) string {
 		m := s[loc[0] : loc[1]+end]
 		// Trailing punctuation belongs to the sentence, not the URL.
 		trimmed := strings.TrimRight(m, ".,;:)]}")
-		b.WriteString(RedactURL(trimmed))
+		b.WriteString(URL(trimmed))
 		b.WriteString(m[len(trimmed):])
 		s = s[loc[1]+end:]
 	}
