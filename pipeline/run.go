@@ -130,6 +130,16 @@ func (e *Env) Counters(stage string) *Counters {
 	return v.(*Counters)
 }
 
+// AllCounters returns a copy of every stage's counts, by stage name.
+func (e *Env) AllCounters() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	e.counters.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*Counters).Snapshot()
+		return true
+	})
+	return out
+}
+
 // StageStats is what a stage leaves in the store under stat/<name>.
 type StageStats struct {
 	Counts   map[string]int64 `json:"counts"`
@@ -285,6 +295,7 @@ type Progress struct {
 	tty      bool
 	quiet    bool
 	interval time.Duration
+	bars     sync.Map // stage name -> *Bar (the latest of that name)
 }
 
 // NewProgress writes to w; tty selects the redrawn bar.
@@ -301,11 +312,37 @@ type Bar struct {
 	start time.Time
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	ended atomic.Bool
+}
+
+// BarState is one stage's progress as Progress.Bars reports it.
+type BarState struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total,omitempty"` // 0: unknown
+	Ended bool  `json:"ended,omitempty"`
+}
+
+// Bars returns the progress of every bar started so far, by stage name,
+// quiet or not (for the progress file a run writes beside its store).
+func (p *Progress) Bars() map[string]BarState {
+	out := map[string]BarState{}
+	if p == nil {
+		return out
+	}
+	p.bars.Range(func(k, v any) bool {
+		b := v.(*Bar)
+		out[k.(string)] = BarState{Done: b.done.Load(), Total: b.total, Ended: b.ended.Load()}
+		return true
+	})
+	return out
 }
 
 // Start begins a bar for a stage with total units (0: unknown).
 func (p *Progress) Start(name string, total int64) *Bar {
 	b := &Bar{p: p, name: name, total: total, start: time.Now(), stop: make(chan struct{})}
+	if p != nil {
+		p.bars.Store(name, b)
+	}
 	if p == nil || p.quiet {
 		return b
 	}
@@ -335,6 +372,7 @@ func (b *Bar) Add(n int64) { b.done.Add(n) }
 
 // Finish stops the bar and prints its final line.
 func (b *Bar) Finish() {
+	b.ended.Store(true)
 	if b.p == nil || b.p.quiet {
 		return
 	}

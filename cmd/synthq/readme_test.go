@@ -210,6 +210,7 @@ func TestReadmeOfflineCommands(t *testing.T) {
 		"synthq prepare": "the inline mention of the command",
 		"synthq export --out /work/merged --merge /work/shard-*/": "the Kubernetes example's paths",
 		"synthq run … --out out/":                                 "an elided command line",
+		"synthq run --prepared $SYNTHQ_WORK/prep":                 "the Slurm task's command, run by TestSlurmJob",
 		"synthq run … --report":                                   "an elided command line",
 		"synthq export --store … --layout …":                      "an elided command line",
 	}

@@ -65,7 +65,7 @@ const startServers = `Start one, for example:
   TEI:    text-embeddings-router --model-id BAAI/bge-reranker-v2-m3 --port 8080   (--teacher-url http://localhost:8080 --teacher-api tei)
 or try the whole flow with no server: --offline`
 
-func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
+func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) (err error) {
 	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
@@ -118,6 +118,8 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	}
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
+	pw := startProgress(env)
+	defer func() { pw.end(err) }()
 	all := []pipeline.Stage{
 		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,12 +20,25 @@ func statsCommand() *cli.Command {
 		Name:  "stats",
 		Usage: "print counts per stage and drop reason, tokens and failures of a store",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
+			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store")},
+			&cli.BoolFlag{Name: "merge", Usage: "one view of a sharded job, while it runs: each store given as an argument (shard*/store) is read from its progress file, with no lock, and the job's funnel summed"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value"},
 			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value"},
 		},
+		ArgsUsage: "[STORE… with --merge]",
 		Action: func(c *cli.Context) error {
+			if c.Bool("merge") {
+				if c.NArg() == 0 {
+					return usagef("stats", "--merge takes the shard stores as arguments, e.g. synthq stats --merge shard*/store")
+				}
+				now := time.Now()
+				views, funnel := jobView(c.Args().Slice(), now)
+				return printJob(c.App.Writer, views, funnel, now, c.Bool("json"))
+			}
+			if c.String("store") == "" {
+				return usagef("stats", "--store is required")
+			}
 			st, err := pipeline.OpenStore(c.String("store"))
 			if err != nil {
 				return err
