@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synthq/synthq/inspect"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 // staleAfter is how long a running shard's progress file may go without an
@@ -38,7 +38,7 @@ type shardView struct {
 // lock taken, so the shards may be running) and sums the job's funnel:
 // passages are the largest count a shard saw (every shard reads the whole
 // corpus), everything after is summed over the shards.
-func jobView(paths []string, now time.Time) ([]shardView, []stages.FunnelStep) {
+func jobView(paths []string, now time.Time) ([]shardView, []inspect.FunnelStep) {
 	var views []shardView
 	sum := map[string]pipeline.StageStats{}
 	for _, p := range paths {
@@ -85,7 +85,7 @@ func jobView(paths []string, now time.Time) ([]shardView, []stages.FunnelStep) {
 		views = append(views, v)
 	}
 	slices.SortStableFunc(views, func(a, b shardView) int { return shardIndex(a.Shard) - shardIndex(b.Shard) })
-	return views, stages.Funnel(sum)
+	return views, inspect.Funnel(sum)
 }
 
 func shardIndex(s string) int {
@@ -100,7 +100,7 @@ func shardIndex(s string) int {
 }
 
 // printJob prints the job view: one line per shard, then the funnel.
-func printJob(w io.Writer, views []shardView, funnel []stages.FunnelStep, now time.Time, asJSON bool) error {
+func printJob(w io.Writer, views []shardView, funnel []inspect.FunnelStep, now time.Time, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
