@@ -91,15 +91,6 @@ func (e *Env) Announce(stage string, item any) {
 	}
 }
 
-// Announcing reports whether a stage working ahead listens to stage's items
-// (so a producer can skip building them).
-func (e *Env) Announcing(stage string) bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	in := e.next[stage]
-	return in != nil && !in.closed
-}
-
 // Counters are a stage's counts by name (items done, drops by reason, tokens).
 // Safe for concurrent use.
 type Counters struct {

@@ -191,7 +191,7 @@ func TestTeacherFaultsAndWindow(t *testing.T) {
 				t.Errorf("Config fault without a hint: %v", err)
 			}
 			if tc.refused != nil {
-				scores, refused, err := s.(PartialScorer).ScorePartial(context.Background(), "storage quota", ps)
+				scores, refused, err := s.ScorePartial(context.Background(), "storage quota", ps)
 				if err != nil || len(scores) != len(ps) || len(refused) != len(tc.refused) {
 					t.Fatalf("ScorePartial: %v, refused %v, want %v", err, refused, tc.refused)
 				}
@@ -235,7 +235,7 @@ func TestCohereScoreKindFromValues(t *testing.T) {
 		if _, err := s.Score(context.Background(), "storage quota", passages(5)); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.(Describer).ScoreKind(); got != tc.want {
+		if got := s.ScoreKind(); got != tc.want {
 			t.Errorf("flavor %q: kind %q, want %q", tc.flavor, got, tc.want)
 		}
 		f.Close()
