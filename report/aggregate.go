@@ -638,11 +638,7 @@ func (b *builder) firstPass() error {
 		fp.Sampled++
 		ranked := lists
 		if len(runs) > 1 {
-			var fused []string
-			for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, lists...) {
-				fused = append(fused, f.ID)
-			}
-			ranked = append(append([][]string{}, lists...), fused)
+			ranked = append(append([][]string{}, lists...), retriever.FirstPass(cfg.RRFK, cfg.Candidates, lists...))
 		}
 		for r, ids := range ranked {
 			rank := slices.Index(ids, q.docID) + 1

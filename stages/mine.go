@@ -418,19 +418,11 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 // mineOne fuses a query's run lists and applies the filters. It returns the
 // list and how many candidates it removed as duplicates of the source.
 func mineOne(cfg *pipeline.Config, q dataset.Query, lists []dataset.HitList, normOf map[string]uint64, sel *Selection) (dataset.Mined, int) {
-	var ids []string
-	switch {
-	case len(lists) == 1:
-		ids = lists[0].IDs
-	default:
-		ranked := make([][]string, len(lists))
-		for r, l := range lists {
-			ranked[r] = l.IDs
-		}
-		for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, ranked...) {
-			ids = append(ids, f.ID)
-		}
+	ranked := make([][]string, len(lists))
+	for r, l := range lists {
+		ranked[r] = l.IDs
 	}
+	ids := retriever.FirstPass(cfg.RRFK, cfg.Candidates, ranked...)
 	m := dataset.Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
 	refused := 0
 	for _, l := range lists {
