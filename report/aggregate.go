@@ -131,6 +131,9 @@ type RankBin struct {
 
 // FirstPass is where first-pass retrieval put the source passage.
 type FirstPass struct {
+	// DenseIndex is how each dense run searched, with the recall self-check
+	// of an approximate index.
+	DenseIndex []stages.DenseIndexInfo
 	Runs       []string  // run names, then "fused" when several ran
 	Bins       []RankBin // shared by every run
 	Counts     [][]int64 // run -> bin -> queries
@@ -598,6 +601,9 @@ func (b *builder) firstPass() error {
 	fp.RoundtripK = cfg.RoundtripK
 	runs, err := stages.FirstPassRuns(b.st, cfg)
 	if err != nil {
+		return err
+	}
+	if fp.DenseIndex, err = stages.DenseIndexes(b.st); err != nil {
 		return err
 	}
 	for _, r := range runs {

@@ -3,11 +3,13 @@ package stages
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
+	"github.com/synthq/synthq/retriever"
 )
 
 // This file exports, for the report, what the export and mine stages decide
@@ -35,12 +37,43 @@ func bm25RunFP(cfg *pipeline.Config, corpusSHA string) string {
 		strconv.FormatFloat(cfg.BM25B, 'g', -1, 64), corpusSHA, strconv.Itoa(cfg.Candidates))
 }
 
-func denseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, corpusSHA string) string {
-	fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, corpusSHA, strconv.Itoa(cfg.Candidates))
+func denseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, meta corpusMeta) string {
+	fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, meta.SHA256, strconv.Itoa(cfg.Candidates))
 	if win := EmbedWindow(cfg, nil).Desc(); win != "" {
 		fp = pipeline.Fingerprint(fp, win) // the passage vectors depend on the cut
 	}
+	if desc := denseIndexDesc(cfg, meta.Passages); desc != "" {
+		fp = pipeline.Fingerprint(fp, desc) // approximate hits depend on the index
+	}
 	return fp
+}
+
+// DenseIndexParams are the IVF settings of a corpus of n passages: one list
+// (a flat, exact index) unless the run searches approximately.
+func DenseIndexParams(cfg *pipeline.Config, n int) (mode string, p retriever.IVFParams, probe int) {
+	mode = cfg.DenseIndexFor(n)
+	if mode != "approx" {
+		return mode, retriever.IVFParams{Lists: 1}, 1
+	}
+	p = retriever.IVFParams{Lists: cfg.DenseLists, Seed: cfg.Seed}
+	if p.Lists == 0 {
+		p.Lists = max(1, int(math.Round(math.Sqrt(float64(n)))))
+	}
+	probe = cfg.DenseProbe
+	if probe == 0 {
+		probe = retriever.DefaultProbe(p.Lists)
+	}
+	return mode, p, min(probe, p.Lists)
+}
+
+// denseIndexDesc names the approximate index in fingerprints ("" for exact
+// search, whose hits do not depend on it).
+func denseIndexDesc(cfg *pipeline.Config, n int) string {
+	mode, p, probe := DenseIndexParams(cfg, n)
+	if mode != "approx" {
+		return ""
+	}
+	return fmt.Sprintf("ivf/v1 lists=%d probe=%d seed=%d iters=10 sample=64", p.Lists, probe, p.Seed)
 }
 
 // FirstPassRuns lists the configured first-pass runs of st's corpus, in the
@@ -63,7 +96,7 @@ func FirstPassRuns(st *pipeline.Store, cfg *pipeline.Config) ([]FirstPassRun, er
 		if len(dense) > 1 {
 			name = "dense" + strconv.Itoa(i)
 		}
-		runs = append(runs, FirstPassRun{Name: name, FP: denseRunFP(cfg, d, meta.SHA256)})
+		runs = append(runs, FirstPassRun{Name: name, FP: denseRunFP(cfg, d, meta)})
 	}
 	return runs, nil
 }
