@@ -36,6 +36,9 @@ func evalCommand() *cli.Command {
 }
 
 func runEval(c *cli.Context) error {
+	if c.String("corpus") == "" {
+		return usagef("eval", "--corpus is required: the BEIR corpus.jsonl the queries search")
+	}
 	cfg := pipeline.DefaultConfig()
 	cfg.Concurrency, cfg.MaxRetries = c.Int("concurrency"), c.Int("max-retries")
 	applyRetriever(c, cfg)

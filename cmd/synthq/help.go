@@ -21,7 +21,7 @@ func flagGroups(command string) []flagGroup {
 	if command == "report" {
 		own = []flagGroup{{"Report", []string{"manifest", "examples", "sample"}}}
 	}
-	return append(own, []flagGroup{
+	groups := []flagGroup{
 		{"Input and output", []string{"corpus", "out", "store", "merge", "force", "prepared", "queries", "qrels", "config",
 			"offline", "json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
@@ -39,7 +39,9 @@ func flagGroups(command string) []flagGroup {
 			"embed-concurrency", "max-concurrency", "rpm", "tpm", "teacher-rpm", "max-retries", "request-timeout",
 			"max-outage", "grace", "retry-failed", "no-overlap"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
-	}...)
+	}
+	// The command's own groups come right after input and output.
+	return slices.Concat(groups[:1], own, groups[1:])
 }
 
 type flagGroup struct {
@@ -182,7 +184,7 @@ func docOf(f cli.Flag) flagDoc {
 // boolDefault shows only a true default (a false one is the flag absent).
 func boolDefault(v bool) string {
 	if v {
-		return "true; --%s=false turns it off"
+		return "true"
 	}
 	return ""
 }
@@ -232,8 +234,8 @@ DESCRIPTION:
 			u = "(required) " + u
 		}
 		switch {
-		case d.kind == "" && strings.Contains(d.def, "%s"):
-			u += " (default: " + fmt.Sprintf(d.def, d.names[0]) + ")"
+		case d.kind == "" && d.def == "true":
+			u += " (default: true; --" + d.names[0] + "=false turns it off)"
 		case d.def != "":
 			u += " (default: " + d.def + ")"
 		}
