@@ -452,8 +452,7 @@ func newManifest(env *pipeline.Env, t *Targets, md map[string]string, stats map[
 		return nil, err
 	}
 	m := &Manifest{
-		DenseIndex: dix,
-		Holdout: sel.Holdout, DuplicatePassages: len(sel.Duplicates),
+		Holdout: sel.Holdout, DuplicatePassages: len(sel.Duplicates), DenseIndex: dix,
 		SynthqVersion: Version, Generator: env.Config.Generator(), Teacher: env.Config.Teacher(),
 		Config: env.Config, Fingerprint: env.Config.Fingerprint(), Templates: tm.Versions(),
 		FewShotPool: plan.pool.Fingerprint(), Targets: t, Stages: stats, SchemaMetadata: md,
