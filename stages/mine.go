@@ -385,7 +385,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta corpus
 			rec: DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
 		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() {
-				index, ixErr = vc.passageIndex(ctx, d.PassagePrefix, fp, params)
+				index, ixErr = vc.passageIndex(ctx, d.PassagePrefix, denseIndexFP(cfg, d, meta), params)
 				if ixErr == nil {
 					ixErr = rc.start(index)
 				}

@@ -48,6 +48,16 @@ func denseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, meta corpusMeta) stri
 	return fp
 }
 
+// denseIndexFP names a dense run's index file: what its vectors and lists
+// depend on (model, passage prefix, the embedder's window, the corpus, the
+// index settings), not the query side, so a prepared corpus's index serves
+// every run that searches the same way.
+func denseIndexFP(cfg *pipeline.Config, d pipeline.DenseRun, meta corpusMeta) string {
+	mode, p, _ := DenseIndexParams(cfg, meta.Passages)
+	return pipeline.Fingerprint("dense-index/v1", d.Model, d.PassagePrefix, meta.SHA256, EmbedWindow(cfg, nil).Desc(),
+		mode, fmt.Sprintf("lists=%d seed=%d iters=10 sample=64", p.Lists, p.Seed))
+}
+
 // DenseIndexParams are the IVF settings of a corpus of n passages: one list
 // (a flat, exact index) unless the run searches approximately.
 func DenseIndexParams(cfg *pipeline.Config, n int) (mode string, p retriever.IVFParams, probe int) {

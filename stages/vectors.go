@@ -153,19 +153,26 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 
 // passageIndex embeds every passage not embedded yet (prefix, title, text)
 // and writes all vectors, in passage-id order, into the run's index file
-// (STORE/index/dense-<run fingerprint>.ivf: one flat list for exact search,
-// k-means lists for approximate search), which is memory-mapped, never
-// held in Go slices. A file written before under the same fingerprint is
-// opened as it is. A passage the embedder refuses even alone is recorded as
+// (STORE/index/dense-<fp>.ivf: one flat list for exact search, k-means
+// lists for approximate search), which is memory-mapped, never held in Go
+// slices. A file written before under the same fingerprint, in the
+// prepared corpus's folder or the run's store, is opened as it is. A passage the embedder refuses even alone is recorded as
 // a failed item of the mine stage and left out of the index (BM25 still
 // finds it). Memory: one chunk of texts and vectors, 4 bytes a passage
 // while the lists are sorted, and the mapped file's pages.
 func (vc *vectorCache) passageIndex(ctx context.Context, prefix, fp string, params retriever.IVFParams) (*retriever.IVF, error) {
+	name := "dense-" + fp[:min(len(fp), 24)] + ".ivf"
 	dir := filepath.Join(vc.st.Path(), "index")
-	file := filepath.Join(dir, "dense-"+fp[:min(len(fp), 24)]+".ivf")
-	if h, err := retriever.ReadIVFHeader(file); err == nil && h.Fingerprint == fp {
-		if ix, err := retriever.OpenIVF(file); err == nil {
-			return ix, nil
+	file := filepath.Join(dir, name)
+	look := []string{file}
+	if vc.prep != nil { // a prepared corpus's index first (read-only, shared)
+		look = append([]string{filepath.Join(vc.prep.Path(), "index", name)}, look...)
+	}
+	for _, f := range look {
+		if h, err := retriever.ReadIVFHeader(f); err == nil && h.Fingerprint == fp {
+			if ix, err := retriever.OpenIVF(f); err == nil {
+				return ix, nil
+			}
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
