@@ -11,6 +11,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
 	"github.com/synthq/synthq/stages"
@@ -184,7 +185,7 @@ func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cf
 	if refused > 0 {
 		fmt.Fprintf(os.Stderr, "warning: the embeddings server refused %d passages; they are not in the dense index\n", refused)
 	}
-	mode, params, probe := stages.DenseIndexParams(cfg, len(ids))
+	mode, params, probe := dataset.DenseIndexParams(cfg, len(ids))
 	tmp, err := os.MkdirTemp("", "synthq-eval-")
 	if err != nil {
 		return nil, err
