@@ -105,8 +105,9 @@ func (c *Client) Cut(text string) string {
 // vector and their reason in failed (index -> message) and the rest are
 // embedded. A text refused alone as too long is cut again from the count the
 // server states (window.Cutter.Recut) and sent again, at most
-// window.MaxRecuts times (CutAgain counts those that then passed). err is for failures no split can fix, an *httpx.Fault of kind
-// Config (bad key, unknown model, a server that cannot embed: stop the run)
+// window.MaxRecuts times (CutAgain counts those that then passed). err is
+// for failures no split can fix, an *httpx.Fault of kind Config (bad key,
+// unknown model, a server that cannot embed: stop the run)
 // or Endpoint (down after the HTTP layer's retries), or answers of mixed
 // dimensions. Cost: one request per batch.
 func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, failed map[int]string, err error) {
