@@ -292,6 +292,16 @@ type Bar struct {
 	start time.Time
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Warnf writes a warning line (shown even with --quiet; nothing on a nil
+// Progress).
+func (p *Progress) Warnf(format string, args ...any) {
+	if p == nil || p.w == nil {
+		return
+	}
+	fmt.Fprintf(p.w, format, args...)
 }
 
 // Start begins a bar for a stage with total units (0: unknown).
@@ -324,14 +334,19 @@ func (p *Progress) Start(name string, total int64) *Bar {
 // Add records n more units done.
 func (b *Bar) Add(n int64) { b.done.Add(n) }
 
-// Finish stops the bar and prints its final line.
+// Done is the units done so far.
+func (b *Bar) Done() int64 { return b.done.Load() }
+
+// Finish stops the bar and prints its final line; later calls do nothing.
 func (b *Bar) Finish() {
 	if b.p == nil || b.p.quiet {
 		return
 	}
-	close(b.stop)
-	b.wg.Wait()
-	b.render(true)
+	b.once.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		b.render(true)
+	})
 }
 
 func (b *Bar) render(final bool) {

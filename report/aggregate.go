@@ -134,6 +134,9 @@ type RankBin struct {
 
 // FirstPass is where first-pass retrieval put the source passage.
 type FirstPass struct {
+	// DenseIndex is how each dense run searched, with the recall self-check
+	// of an approximate index.
+	DenseIndex []stages.DenseIndexInfo
 	Runs       []string  // run names, then "fused" when several ran
 	Bins       []RankBin // shared by every run
 	Counts     [][]int64 // run -> bin -> queries
@@ -589,6 +592,9 @@ func (b *builder) firstPass() error {
 	fp.RoundtripK = cfg.RoundtripK
 	runs, err := dataset.FirstPassRuns(b.st, cfg)
 	if err != nil {
+		return err
+	}
+	if fp.DenseIndex, err = stages.DenseIndexes(b.st); err != nil {
 		return err
 	}
 	for _, r := range runs {

@@ -299,6 +299,9 @@ type Manifest struct {
 	// again.
 	Files     []ExportFile `json:"files"`
 	FilesKept bool         `json:"files_kept,omitempty"`
+	// DenseIndex says how each dense run searched: exact, or an
+	// approximate index with its recall@K against exact on a sample.
+	DenseIndex []DenseIndexInfo `json:"dense_index,omitempty"`
 }
 
 // scoreNotes say what teacher_raw holds for each kind of teacher API.
@@ -396,8 +399,12 @@ func newManifest(env *pipeline.Env, t *dataset.Targets, md map[string]string, st
 	if _, err := env.Store.GetJSON(dataset.MetaSelection, &sel); err != nil {
 		return nil, err
 	}
+	dix, err := DenseIndexes(env.Store)
+	if err != nil {
+		return nil, err
+	}
 	m := &Manifest{
-		Holdout: sel.Holdout, DuplicatePassages: len(sel.Duplicates),
+		Holdout: sel.Holdout, DuplicatePassages: len(sel.Duplicates), DenseIndex: dix,
 		SynthqVersion: Version, Generator: env.Config.Generator(), Teacher: env.Config.Teacher(),
 		Config: env.Config, Fingerprint: env.Config.Fingerprint(), Templates: tm.Versions(),
 		FewShotPool: plan.pool.Fingerprint(), Targets: t, Stages: stats, SchemaMetadata: md,

@@ -203,10 +203,12 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
 			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: counters, progress: env.Progress,
 			scope: cfg.FailureScope(), window: win}
-		index, err := vc.passageIndex(ctx, d.PassagePrefix)
+		_, params, _ := dataset.DenseIndexParams(cfg, cm.Passages)
+		index, err := vc.passageIndex(ctx, d.PassagePrefix, dataset.DenseIndexFP(cfg, d, cm), params)
 		if err != nil {
 			return fmt.Errorf("prepare: embed the corpus with %s: %w", d.Model, err)
 		}
+		defer index.Close()
 		snap := counters.Snapshot()
 		c.Add("passage_vectors_embedded", snap["passage_vectors_embedded"])
 		c.Add("passage_vectors_cached", snap["passage_vectors_cached"])
