@@ -137,30 +137,21 @@ func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, f
 // server's last words when the text is still refused (or refused for
 // another reason, or no window is set); err is for what is not the item's.
 func (c *Client) again(ctx context.Context, text string, out [][]float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	for n := 1; n <= window.MaxRecuts; n++ {
+	msg, err := batch.Again(msg, func(msg string) bool {
 		cut, ok := c.cfg.Window.Recut(text, 0, msg)
-		if !ok {
-			break
-		}
 		text = cut
+		return ok
+	}, func() error {
 		got, err := c.call(ctx, []string{text})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = got[0]
-			c.cutAgain.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		c.cutAgain.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
 type request struct {

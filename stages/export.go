@@ -35,9 +35,10 @@ const CountFilesKept = "files_kept"
 // sha256 against the store's record of its last export), they are kept and
 // only the card and the manifest are written (see export_reuse.go).
 func ExportStage(extra func() map[string]any) pipeline.Stage {
-	return pipeline.Stage{Name: "export", Doc: "write the dataset files, the dataset card and the manifest", Run: func(ctx context.Context, env *pipeline.Env) error {
-		return runExport(ctx, env, extra)
-	}}
+	return pipeline.Stage{Name: "export", Doc: "write the dataset files, the dataset card and the manifest",
+		Reads: []string{pipeline.PrefixDoc, pipeline.PrefixLabel}, Run: func(ctx context.Context, env *pipeline.Env) error {
+			return runExport(ctx, env, extra)
+		}}
 }
 
 func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]any) error {

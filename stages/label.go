@@ -35,6 +35,8 @@ func LabelStage(deps *Deps) pipeline.Stage {
 	}
 	cut := cutAgainSince(scorer)
 	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher", PaidCounter: "pairs_scored",
+		Reads:  []string{pipeline.PrefixDoc, pipeline.PrefixMined},
+		Writes: []string{pipeline.PrefixLabel, pipeline.PrefixScore},
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("label"), "candidates_cut_again")
 			return runLabel(ctx, env, deps)

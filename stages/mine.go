@@ -39,6 +39,8 @@ func MineStage(deps *Deps) pipeline.Stage {
 	}
 	cut := cutAgainSince(embs...)
 	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages",
+		Reads:  []string{pipeline.PrefixDoc, pipeline.PrefixQuery},
+		Writes: []string{pipeline.PrefixMined, pipeline.PrefixHits, pipeline.PrefixVec},
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("mine"), "texts_cut_again")
 			return runMine(ctx, env, deps, ms)

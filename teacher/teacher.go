@@ -167,31 +167,21 @@ func (h *Client) CutAgain() int64 { return h.recut.Load() }
 // refused for another reason, or no window is set); err is for what is not
 // the item's.
 func (h *Client) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	used := h.cfg.Window.Tokens(query)
-	for n := 1; n <= window.MaxRecuts; n++ {
-		cut, ok := h.cfg.Window.Recut(passage, used, msg)
-		if !ok {
-			break
-		}
+	msg, err := batch.Again(msg, func(msg string) bool {
+		cut, ok := h.cfg.Window.Recut(passage, h.cfg.Window.Tokens(query), msg)
 		passage = cut
+		return ok
+	}, func() error {
 		scores, err := h.call(ctx, query, []string{passage})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = scores[0]
-			h.recut.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		h.recut.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
 // AnswerLimit is the most an honest rerank answer for docs can weigh: 1 MiB

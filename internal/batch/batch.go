@@ -7,9 +7,11 @@ package batch
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/window"
 )
 
 // Size is a client's batch size: it only shrinks, when a server refuses a
@@ -113,4 +115,35 @@ func (r *runner) sendRange(lo, hi int) error {
 		return err
 	}
 	return r.sendRange(mid, hi)
+}
+
+// Again is the Alone of a client that cuts its inputs to a window: an input
+// the server refused alone as too long (httpx.TooLong of msg, the server's
+// words) is cut again by cut (window.Cutter.Recut from the count the
+// server states; false when it cannot cut further) and sent alone by send,
+// at most window.MaxRecuts times. It returns "" once send succeeds, or the
+// server's last words while the input is still refused (or refused for
+// another reason); err is for what is not the input's (a fault of another
+// kind than Item).
+func Again(msg string, cut func(msg string) bool, send func() error) (string, error) {
+	if !httpx.TooLong(msg) {
+		return msg, nil
+	}
+	for n := 1; n <= window.MaxRecuts; n++ {
+		if !cut(msg) {
+			break
+		}
+		err := send()
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+			return "", nil
+		case !errors.As(err, &f) || f.Kind != httpx.Item:
+			return "", err
+		case !httpx.TooLong(f.Msg):
+			return f.Msg, nil
+		}
+		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+	}
+	return msg, nil
 }

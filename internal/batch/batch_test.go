@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/synthq/synthq/internal/httpx"
@@ -110,6 +111,44 @@ func TestRun(t *testing.T) {
 				if !ok {
 					t.Errorf("input %d never sent in a batch that was answered or alone", i)
 				}
+			}
+		})
+	}
+}
+
+func TestAgain(t *testing.T) {
+	tooLong := func(n int) error {
+		return &httpx.Fault{Kind: httpx.Item, Status: 400, Msg: fmt.Sprintf("input (%d tokens) is too long for the context window", n)}
+	}
+	cases := []struct {
+		name     string
+		msg      string
+		answers  []error // what each resend gets
+		canCut   bool
+		want     string
+		wantErr  bool
+		wantSent int
+	}{
+		{name: "not too long: not resent", msg: "bad input", canCut: true, want: "bad input"},
+		{name: "served after one cut", msg: tooLong(600).(*httpx.Fault).Msg, answers: []error{nil}, canCut: true, want: "", wantSent: 1},
+		{name: "still refused", msg: tooLong(600).(*httpx.Fault).Msg, answers: []error{tooLong(520), tooLong(513), tooLong(512)}, canCut: true,
+			want: "still refused after 3 cut(s)", wantSent: 3},
+		{name: "cannot cut", msg: tooLong(600).(*httpx.Fault).Msg, canCut: false, want: "too long"},
+		{name: "other fault stops", msg: tooLong(600).(*httpx.Fault).Msg, answers: []error{&httpx.Fault{Kind: httpx.Endpoint, Msg: "down"}}, canCut: true,
+			wantErr: true, wantSent: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := 0
+			got, err := Again(tc.msg, func(string) bool { return tc.canCut }, func() error {
+				sent++
+				if sent > len(tc.answers) {
+					return tooLong(999)
+				}
+				return tc.answers[sent-1]
+			})
+			if (err != nil) != tc.wantErr || !strings.Contains(got, tc.want) || tc.want == "" && got != "" || sent != tc.wantSent {
+				t.Errorf("Again: %q, %v after %d sends; want %q (error %v) after %d", got, err, sent, tc.want, tc.wantErr, tc.wantSent)
 			}
 		})
 	}
