@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -34,5 +36,43 @@ func TestCheckOrder(t *testing.T) {
 		{Name: "generate", Writes: []string{PrefixLLM}, Run: func(context.Context, *Env) error { ran = true; return nil }}}
 	if err := Run(context.Background(), &Env{}, bad); err == nil || ran {
 		t.Fatalf("Run of a wrong order: err %v, a stage ran: %v", err, ran)
+	}
+}
+
+func TestAheadOf(t *testing.T) {
+	run := func(items ...any) ([]int, error) {
+		in := make(chan any, len(items))
+		for _, it := range items {
+			in <- it
+		}
+		close(in)
+		var got []int
+		err := AheadOf(func(ctx context.Context, env *Env, in <-chan int) error {
+			for v := range in {
+				got = append(got, v)
+			}
+			return nil
+		})(context.Background(), &Env{}, in)
+		return got, err
+	}
+	got, err := run(1, 2, 3)
+	if err != nil || !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("typed items: %v, %v; want [1 2 3] in order", got, err)
+	}
+	if _, err := run(1, "two", 3); err == nil || !strings.Contains(err.Error(), "type string") {
+		t.Fatalf("an item of another type: %v, want an error naming it", err)
+	}
+	stop := errors.New("teacher down")
+	in := make(chan any, 3)
+	in <- 1
+	in <- 2
+	in <- 3
+	close(in)
+	err = AheadOf(func(ctx context.Context, env *Env, in <-chan int) error {
+		<-in
+		return stop // returns early, items left
+	})(context.Background(), &Env{}, in)
+	if !errors.Is(err, stop) {
+		t.Fatalf("ahead that stops early: %v, want its error", err)
 	}
 }

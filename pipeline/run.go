@@ -27,7 +27,8 @@ type Stage struct {
 	// records), never the tables Run derives, so Run, which still runs in
 	// turn over the whole store, computes exactly what it would have without
 	// Ahead: overlap changes when work happens, never what is computed.
-	// Ahead returns once in is closed and drained.
+	// Ahead returns once in is closed and drained. AheadOf makes one from
+	// a function that takes a channel of the items' own type.
 	Ahead func(ctx context.Context, env *Env, in <-chan any) error
 	// Announces says that Run announces its items (Env.Announce): the
 	// stages working ahead start just before the first such stage, when
@@ -291,4 +292,42 @@ func LoadStats(s *Store) (map[string]StageStats, error) {
 // SortedKeys returns a map's keys in order (for stable printing).
 func SortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// AheadOf adapts an Ahead that takes the items of one type T (what the
+// stages before it announce) to Stage.Ahead: it hands ahead a channel of T,
+// in the order announced, closed when in is. An item of another type is a
+// mistake in the flow's wiring: it is not passed on, and the run stops
+// with an error naming its type. Cost: one goroutine, one channel hand-off
+// per item.
+func AheadOf[T any](ahead func(ctx context.Context, env *Env, in <-chan T) error) func(ctx context.Context, env *Env, in <-chan any) error {
+	return func(ctx context.Context, env *Env, in <-chan any) error {
+		typed := make(chan T)
+		done := make(chan error, 1)
+		go func() { done <- ahead(ctx, env, typed) }()
+		var wrong error
+		for it := range in {
+			v, ok := it.(T)
+			if !ok {
+				if wrong == nil {
+					wrong = fmt.Errorf("pipeline: an item of type %T announced to a stage that takes %T", it, v)
+				}
+				continue
+			}
+			if wrong != nil {
+				continue
+			}
+			select {
+			case typed <- v:
+			case err := <-done:
+				return err // ahead stopped early; announcing never blocks on in
+			}
+		}
+		close(typed)
+		err := <-done
+		if wrong != nil {
+			return wrong
+		}
+		return err
+	}
 }

@@ -41,9 +41,9 @@ func LabelStage(deps *Deps) pipeline.Stage {
 			defer cut(env.Counters("label"), "candidates_cut_again")
 			return runLabel(ctx, env, deps)
 		},
-		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
+		Ahead: pipeline.AheadOf(func(ctx context.Context, env *pipeline.Env, in <-chan minedItem) error {
 			return labelAhead(ctx, env, deps, in)
-		}}
+		})}
 }
 
 // cutAgainer is implemented by clients that cut an input again after the
@@ -131,18 +131,17 @@ type minedItem struct {
 // labelAhead scores the lists mine announces while the LLM still writes:
 // the scores (and failure records) land in the cache that runLabel then
 // reads, so the teacher fleet works beside the LLM fleet.
-func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan any) error {
+func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan minedItem) error {
 	lb := newLabeller(env, deps, nil)
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(deps.workers(env.Config, "teacher")).WithCancelOnError().WithFirstError()
 	// Before the filter's cross-corpus dedup, one query text can come from
 	// several passages; its scores are cached by text, so one is scored at a
 	// time and the others find them stored.
 	var busy sync.Map
-	for it := range in {
+	for mi := range in {
 		if ctx.Err() != nil || env.Stopping() {
 			continue // drain: nothing new is started
 		}
-		mi := it.(minedItem)
 		if _, dup := busy.LoadOrStore(mi.M.Query, true); dup {
 			continue
 		}

@@ -45,9 +45,9 @@ func MineStage(deps *Deps) pipeline.Stage {
 			defer cut(env.Counters("mine"), "texts_cut_again")
 			return runMine(ctx, env, deps, ms)
 		},
-		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
+		Ahead: pipeline.AheadOf(func(ctx context.Context, env *pipeline.Env, in <-chan answered) error {
 			return mineAhead(ctx, env, deps, ms, in)
-		}}
+		})}
 }
 
 // firstPass is one retrieval run: a name for counts, the fingerprint of its
@@ -107,7 +107,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 // looks for them, and announces the lists that pass the round trip to the
 // teacher working ahead. Indexes are built (BM25) and passages embedded
 // (dense) as soon as it starts, while the LLM writes.
-func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan any) error {
+func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan answered) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("mine")
 	if err := ms.init(ctx, env, deps); err != nil {
@@ -151,14 +151,13 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 	defer tick.Stop()
 	for {
 		select {
-		case it, ok := <-in:
+		case a, ok := <-in:
 			if !ok {
 				return flush()
 			}
 			if ctx.Err() != nil || env.Stopping() {
 				continue // drain: nothing new is started
 			}
-			a := it.(answered)
 			text, drop := prompts.Parse(a.Type, a.Content, a.Passage, opts)
 			if drop != "" {
 				continue
