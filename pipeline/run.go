@@ -56,8 +56,12 @@ type Env struct {
 	Stop context.Context
 	// NoOverlap runs the stages strictly in turn (Ahead is not used).
 	NoOverlap bool
-	counters  sync.Map // stage -> *Counters
-	refusals  sync.Map // role -> *Refusals
+	// Force lets the export write into an OUT folder holding files synthq
+	// did not write (--force): it replaces the names it writes and still
+	// deletes none of the others.
+	Force    bool
+	counters sync.Map // stage -> *Counters
+	refusals sync.Map // role -> *Refusals
 
 	mu   sync.RWMutex
 	next map[string]*aheadIn // producing stage -> input of the next stage working ahead

@@ -113,7 +113,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 			return err
 		}
 	}
-	set, err := newFileSet(cfg.Out)
+	set, err := newFileSet(cfg.Out, st.Path(), env.Force)
 	if err != nil {
 		return err
 	}

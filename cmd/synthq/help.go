@@ -23,7 +23,7 @@ func flagGroups(command string) []flagGroup {
 	}
 	return append(own, []flagGroup{
 		{"Input and output", []string{"corpus", "out", "store", "merge", "queries", "qrels", "config", "offline",
-			"json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
+			"json", "run", "report", "quiet", "force", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
 			"temperature", "top-p", "max-tokens", "no-n", "llm-extra", "examples", "few-shot", "max-passage-chars",
 			"max-query-words", "max-copied-words"}},

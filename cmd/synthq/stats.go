@@ -25,7 +25,7 @@ func statsCommand() *cli.Command {
 			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens (default: the run's)"},
 		},
 		Action: func(c *cli.Context) error {
-			st, err := pipeline.OpenStore(c.String("store"))
+			st, err := pipeline.OpenStoreReadOnly(c.String("store"))
 			if err != nil {
 				return err
 			}
