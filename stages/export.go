@@ -178,6 +178,9 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 			return err
 		}
 	}
+	if stats == nil { // one store: what this folder holds, for stats
+		return recordExport(env, time.Since(start))
+	}
 	return nil
 }
 

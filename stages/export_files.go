@@ -47,6 +47,9 @@ type fileSet struct {
 	names      []string      // relative to OUT, in creation order
 	sums       []*stagedFile // each staged file's size and sha256, as names
 	kept       []string      // files of the previous export kept as they are
+	// step, when set (tests), is called after each change commit makes
+	// to OUT: what a kill at that moment would leave.
+	step func()
 }
 
 // stagedFile is a staged file's writer: it counts the bytes and hashes them
@@ -209,6 +212,7 @@ func (s *fileSet) commit() error {
 	if err := syncDir(s.out); err != nil {
 		return err
 	}
+	s.stepped()
 	order := slices.Clone(s.names)
 	slices.SortStableFunc(order, func(a, b string) int { // manifest last
 		return boolInt(a == "manifest.json") - boolInt(b == "manifest.json")
@@ -234,6 +238,7 @@ func (s *fileSet) commit() error {
 				return err
 			}
 		}
+		s.stepped()
 	}
 	if err := syncDir(s.out); err != nil {
 		return err
@@ -242,6 +247,12 @@ func (s *fileSet) commit() error {
 		return err
 	}
 	return os.RemoveAll(s.stage)
+}
+
+func (s *fileSet) stepped() {
+	if s.step != nil {
+		s.step()
+	}
 }
 
 // writeSynced writes a new file and syncs it.
@@ -285,6 +296,7 @@ func (s *fileSet) removeStale() error {
 		if dir, _, ok := strings.Cut(name, "/"); ok {
 			os.Remove(filepath.Join(s.out, dir)) // only succeeds when empty
 		}
+		s.stepped()
 	}
 	return nil
 }
