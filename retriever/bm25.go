@@ -10,8 +10,11 @@ import (
 	"sync"
 )
 
-// BM25Params are the BM25 parameters. The zero value means Anserini's BEIR
-// settings (k1 = 0.9, b = 0.4).
+// BM25Params are the BM25 parameters, used as given, zeros included (b = 0
+// turns length normalisation off). A nil *BM25Params given to
+// NewBM25Builder means Anserini's BEIR settings (k1 = 0.9, b = 0.4);
+// EnsureDefaults fills zero fields with them for a caller whose zero means
+// "the default".
 type BM25Params struct {
 	K1 float32
 	B  float32
