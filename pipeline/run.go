@@ -59,7 +59,12 @@ type Env struct {
 	// Force lets the export write into an OUT folder holding files synthq
 	// did not write (--force): it replaces the names it writes and still
 	// deletes none of the others.
-	Force    bool
+	Force bool
+	// Prepared, when set, is the read-only store of a prepared corpus
+	// (synthq prepare): the corpus stage copies its passages and selection
+	// instead of reading the corpus file, and dense mining reads its passage
+	// vectors instead of embedding the corpus.
+	Prepared *Store
 	counters sync.Map // stage -> *Counters
 	refusals sync.Map // role -> *Refusals
 

@@ -72,10 +72,16 @@ func OpenExistingStore(dir string) (*Store, error) {
 }
 
 // OpenStoreReadOnly opens the store at dir for reading only (stats,
-// inspect, report): nothing in the folder is created, written or deleted,
-// no garbage collection runs on Close, and other readers may open it at
-// the same time; a store a writing process holds is refused with
-// ErrStoreLocked. A missing or damaged store is an error naming dir.
+// inspect, report, the shards of a merge, a prepared corpus): nothing in
+// the folder is created, written or deleted, no garbage collection runs on
+// Close, and any number of readers may open it at once (a prepared corpus
+// on a shared volume is read by every shard of a job). A store a writing
+// process holds is refused with ErrStoreLocked where the filesystem has
+// flock (a shared lock is taken for the open; where flock is not
+// supported, as on some network filesystems, the store is read without
+// it). A missing or damaged store (CheckStore) is an error naming dir;
+// one left by a killed writer must be recovered by that writer's command
+// first (Badger cannot replay its log read-only).
 func OpenStoreReadOnly(dir string) (*Store, error) {
 	if err := CheckStore(dir); err != nil { // a missing store: no lock to take
 		if !errors.Is(err, ErrStoreDamaged) {
@@ -83,10 +89,12 @@ func OpenStoreReadOnly(dir string) (*Store, error) {
 		}
 	}
 	release, err := waitLock(dir, true)
-	if err != nil {
+	if errors.Is(err, ErrStoreLocked) {
 		return nil, err
 	}
-	defer release() // Badger takes its own shared lock beside it
+	if err == nil {
+		defer release() // held while Badger opens: no writer can start meanwhile
+	}
 	if err := CheckStore(dir); err != nil {
 		return nil, err
 	}
@@ -133,7 +141,8 @@ func openStore(dir string, readOnly bool) (*Store, error) {
 		WithValueThreshold(1 << 10).
 		WithValueLogFileSize(valueLogFileSize).
 		WithBlockCacheSize(64 << 20).
-		WithReadOnly(readOnly)
+		WithReadOnly(readOnly).
+		WithBypassLockGuard(readOnly) // readers take their own shared lock (OpenStoreReadOnly)
 	// After a killed process is reaped, the kernel can hold its directory lock
 	// for some milliseconds more; a live synthq holds it for good. Retrying for
 	// up to a second tells the two apart without making the second wait long.

@@ -367,7 +367,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 	}
 	for i, d := range dense {
 		win := EmbedWindow(cfg, nil).Desc()
-		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
+		vc := &vectorCache{st: st, prep: env.Prepared, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
 			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: env.Counters("mine"), progress: env.Progress,
 			scope: cfg.FailureScope(), window: win}
 		var (

@@ -20,7 +20,10 @@ import (
 // a resumed or repeated run never embeds a text twice. A vector costs 4·dim
 // bytes in the store.
 type vectorCache struct {
-	st          *pipeline.Store
+	st *pipeline.Store
+	// prep, when set, is a prepared corpus's read-only store: vectors
+	// missing from st are read from it (never written to it).
+	prep        *pipeline.Store
 	emb         Embedder
 	model       string
 	concurrency int
@@ -73,16 +76,26 @@ func decodeVec(b []byte) []float32 {
 }
 
 // vectors returns one vector per text (prefix included), reading stored
-// ones and embedding the rest: batches of vc.batch texts, vc.concurrency
+// ones (in the run's store, then the prepared one) and embedding the rest: batches of vc.batch texts, vc.concurrency
 // requests in flight, each batch stored as it arrives (an interrupted run
 // keeps what it paid for). Refused texts get nil and a reason in failed.
 func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string) ([][]float32, map[int]string, error) {
 	out := make([][]float32, len(texts))
 	var missing []int
+	prepared := 0
 	for i, t := range texts {
-		b, ok, err := vc.st.Get(vc.key(t))
+		k := vc.key(t)
+		b, ok, err := vc.st.Get(k)
 		if err != nil {
 			return nil, nil, err
+		}
+		if !ok && vc.prep != nil {
+			if b, ok, err = vc.prep.Get(k); err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				prepared++
+			}
 		}
 		if ok {
 			out[i] = decodeVec(b)
@@ -90,7 +103,10 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 			missing = append(missing, i)
 		}
 	}
-	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)))
+	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)-prepared))
+	if prepared > 0 {
+		vc.counters.Add(what+"_vectors_prepared", int64(prepared))
+	}
 	failed := map[int]string{}
 	if len(missing) == 0 {
 		return out, failed, nil

@@ -125,7 +125,7 @@ synthq COMMAND --help lists a command's flags, grouped by concern.`,
 		// Prefixes and instructions may hold commas; list flags that take
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
-		Commands: []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
+		Commands: []*cli.Command{runCommand(), prepareCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
 			reportCommand(), versionCommand()},
 	}
 	for _, cmd := range app.Commands {

@@ -37,7 +37,7 @@ func runCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("run", "takes no arguments, got %q (every setting is a flag)", c.Args().First())
 			}
-			if c.String("corpus") == "" {
+			if c.String("corpus") == "" && c.String("prepared") == "" {
 				return usagef("run", "--corpus is required: the JSONL file of passages to write queries for; "+
 					"to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5")
 			}
@@ -77,7 +77,10 @@ or try the whole flow with no server: --offline`
 // (stages.CheckOut).
 func checkInputs(cfg *pipeline.Config, force bool) error {
 	if cfg.Corpus == "" {
-		return errors.New("--corpus is required")
+		if cfg.Prepared == "" {
+			return errors.New("--corpus is required")
+		}
+		return stages.CheckOut(cfg.Out, cfg.Store, force)
 	}
 	fi, err := os.Stat(cfg.Corpus)
 	if err != nil {
@@ -92,7 +95,7 @@ func checkInputs(cfg *pipeline.Config, force bool) error {
 // doRun runs every stage. force lets the export write beside files in OUT
 // that synthq did not write (see stages.CheckOut).
 func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer) error {
-	if cfg.Corpus == "" {
+	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
 	if !cfg.Offline {
@@ -110,11 +113,27 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 	if err := checkInputs(cfg, force); err != nil {
 		return err
 	}
+	corpus := stages.CorpusStage()
+	var prep *pipeline.Store
+	if cfg.Prepared != "" {
+		p, m, err := openPrepared(cfg.Prepared, cfg)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		prep, corpus = p, stages.PreparedCorpusStage(m)
+		if cfg.Corpus == "" {
+			cfg.Corpus = m.Corpus // the file prepared, as the manifest names it
+		}
+	}
 	st, err := pipeline.OpenStore(cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := checkShard(st, cfg); err != nil {
+		return err
+	}
 	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
 		return err
 	}
@@ -122,7 +141,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 	if err != nil {
 		return err
 	}
-	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Force: force,
+	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Prepared: prep, Force: force,
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	if s := pipeline.StopperFrom(ctx); s != nil {
 		s.SetGrace(cfg.Grace)
@@ -132,13 +151,40 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
 	all := []pipeline.Stage{
-		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
+		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),
 	}
 	if err := pipeline.Run(ctx, env, all); err != nil {
 		return err
 	}
 	return summarise(env, log)
+}
+
+// checkShard refuses to go on with a store begun as another shard (a task
+// resubmitted alone whose --shard auto no longer sees the whole array, or a
+// store given to the wrong task).
+func checkShard(st *pipeline.Store, cfg *pipeline.Config) error {
+	var old pipeline.Config
+	ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &old)
+	if err != nil || !ok || old.Shard == cfg.Shard {
+		return err
+	}
+	was, now := old.Shard, cfg.Shard
+	if was == "" {
+		was = "the whole corpus"
+	}
+	if now == "" {
+		now = "the whole corpus"
+	}
+	return fmt.Errorf("store %s was begun as shard %s, this run is %s: give the task its own --store, or --shard %s (a Slurm task resubmitted alone: --shard auto/N)",
+		st.Path(), was, now, orWhole(old.Shard))
+}
+
+func orWhole(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
 }
 
 // doDryRun reads the corpus into the store (no server needed; the real run
