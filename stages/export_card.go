@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -20,7 +21,7 @@ type cardInput struct {
 	scores   string // "", raw or normalised
 	manifest *Manifest
 	rows     map[string]int
-	corpus   corpusMeta
+	corpus   dataset.CorpusMeta
 }
 
 // cardFormats orders the formats of an export for the card: the first is
@@ -111,7 +112,7 @@ func datasetCard(in cardInput) []byte {
 	row("query generator", mdCode(m.Generator))
 	row("teacher", mdCode(m.Teacher))
 	if m.TeacherScoreNote != "" {
-		row("teacher scores", mdText(m.TeacherScoreNote))
+		row("teacher scores", m.TeacherScoreNote) // synthq's own words (scoreNotes), not a value given to it
 	}
 	var tv []string
 	for _, k := range pipeline.SortedKeys(m.Templates) {

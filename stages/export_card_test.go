@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -26,7 +27,7 @@ func TestCardEscapesHostileValues(t *testing.T) {
 	thr := -4.222222328186035
 	m := &Manifest{Generator: cfg.Generator(), Teacher: cfg.Teacher(), Fingerprint: cfg.Fingerprint(),
 		Templates: map[string]string{"questions": "v1"}, FewShotPool: "abc",
-		Targets: &Targets{Scores: 10, P1: -10.123456789, P99: 9.87654321, Min: -11.5, Max: 10.25, Threshold: &thr, Kept: 3}}
+		Targets: &dataset.Targets{Scores: 10, P1: -10.123456789, P99: 9.87654321, Min: -11.5, Max: 10.25, Threshold: &thr, Kept: 3}}
 	card := string(datasetCard(cardInput{cfg: cfg, layout: lay, schema: lay.schema(map[string]string{}, cfg.ListSize),
 		manifest: m, rows: map[string]int{"train": 2, "dev": 1}}))
 

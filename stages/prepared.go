@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -47,7 +48,7 @@ type PreparedMeta struct {
 type PreparedDense struct {
 	Model         string `json:"model"`
 	PassagePrefix string `json:"passage_prefix"`
-	Window        string `json:"window"` // EmbedWindow(...).Desc(): the cut the vectors were embedded with
+	Window        string `json:"window"` // dataset.EmbedWindow(...).Desc(): the cut the vectors were embedded with
 	Vectors       int    `json:"vectors"`
 	Failed        int    `json:"failed,omitempty"` // passages the embedder refused (left out of the dense index)
 }
@@ -114,7 +115,7 @@ func CheckPrepared(m PreparedMeta, cfg *pipeline.Config, dir string) error {
 	if err != nil {
 		return err
 	}
-	win := EmbedWindow(cfg, nil).Desc()
+	win := dataset.EmbedWindow(cfg, nil).Desc()
 	for _, d := range runs {
 		found := false
 		for _, p := range m.Dense {
@@ -173,8 +174,8 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("prepare")
 	m := PreparedMetaFor(cfg)
-	var cm corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &cm); err != nil {
+	var cm dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &cm); err != nil {
 		return err
 	}
 	m.SHA256, m.Passages = cm.SHA256, cm.Passages
@@ -196,7 +197,7 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	if len(runs) > 0 && (deps == nil || len(deps.Embedders) != len(runs)) {
 		return fmt.Errorf("prepare: %d dense runs configured but %d embedders given", len(runs), embeddersOf(deps))
 	}
-	win := EmbedWindow(cfg, nil).Desc()
+	win := dataset.EmbedWindow(cfg, nil).Desc()
 	for i, d := range runs {
 		counters := env.Counters("prepare-" + d.Model)
 		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
@@ -234,8 +235,8 @@ func runPreparedCorpus(ctx context.Context, env *pipeline.Env, m PreparedMeta) e
 		return fmt.Errorf("corpus: no prepared store")
 	}
 	c := env.Counters("corpus")
-	var have corpusMeta
-	hadMeta, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &have)
+	var have dataset.CorpusMeta
+	hadMeta, err := st.GetJSON(dataset.MetaCorpus, &have)
 	if err != nil {
 		return err
 	}
@@ -255,7 +256,7 @@ func runPreparedCorpus(ctx context.Context, env *pipeline.Env, m PreparedMeta) e
 			}
 			copied++
 			bar.Add(1)
-			return b.Put(pipeline.PrefixDoc+id, bytes.Clone(v))
+			return b.Put(dataset.DocKey(id), bytes.Clone(v))
 		}); err != nil {
 			bar.Finish()
 			return fmt.Errorf("corpus: copy the prepared passages: %w", err)
@@ -274,12 +275,12 @@ func runPreparedCorpus(ctx context.Context, env *pipeline.Env, m PreparedMeta) e
 	}); err != nil {
 		return err
 	}
-	sel, ok, err := prep.Get(pipeline.PrefixMeta + "selection")
+	sel, ok, err := prep.Get(dataset.MetaSelection)
 	if err != nil {
 		return err
 	}
 	if ok {
-		if err := st.Put(pipeline.PrefixMeta+"selection", sel); err != nil {
+		if err := st.Put(dataset.MetaSelection, sel); err != nil {
 			return err
 		}
 	}
@@ -287,5 +288,5 @@ func runPreparedCorpus(ctx context.Context, env *pipeline.Env, m PreparedMeta) e
 	for k, v := range m.Skipped {
 		c.Add("skipped_"+k, v)
 	}
-	return st.PutJSON(pipeline.PrefixMeta+"corpus", corpusMeta{SHA256: m.SHA256, Passages: m.Passages})
+	return st.PutJSON(dataset.MetaCorpus, dataset.CorpusMeta{SHA256: m.SHA256, Passages: m.Passages})
 }

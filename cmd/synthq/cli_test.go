@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synthq/synthq/inspect"
 	"github.com/synthq/synthq/stages"
 )
 
@@ -169,7 +170,7 @@ func TestInspectFlagsAfterQID(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var s stages.Story
+	var s inspect.Story
 	if err := json.Unmarshal([]byte(out), &s); err != nil || s.QID != "kb001:questions:0" {
 		t.Fatalf("not the story of kb001:questions:0 as JSON (%v): %s", err, out)
 	}
@@ -233,7 +234,7 @@ func TestFunnelAndNotAsked(t *testing.T) {
 		t.Fatalf("stats: exit %d: %s", code, errs)
 	}
 	var s struct {
-		Funnel []stages.FunnelStep                          `json:"funnel"`
+		Funnel []inspect.FunnelStep                         `json:"funnel"`
 		Stages map[string]struct{ Counts map[string]int64 } `json:"stages"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {

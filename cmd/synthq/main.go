@@ -20,7 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -99,7 +99,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "synthq: "+pipeline.ErrInterrupted.Error())
 		return exitInterrupted
 	}
-	fmt.Fprintln(stderr, "synthq: "+httpx.RedactText(err.Error()))
+	fmt.Fprintln(stderr, "synthq: "+redact.Text(err.Error()))
 	var fe failedItemsError
 	if errors.As(err, &fe) {
 		return exitFailedItems

@@ -12,8 +12,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/embed"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 	"github.com/synthq/synthq/teacher"
@@ -134,7 +137,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 	if err := checkShard(st, cfg); err != nil {
 		return err
 	}
-	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
+	if err := st.PutJSON(dataset.MetaConfig, cfg); err != nil {
 		return err
 	}
 	deps, extra, err := buildDeps(cfg, log)
@@ -165,7 +168,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 // store given to the wrong task).
 func checkShard(st *pipeline.Store, cfg *pipeline.Config) error {
 	var old pipeline.Config
-	ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &old)
+	ok, err := st.GetJSON(dataset.MetaConfig, &old)
 	if err != nil || !ok || old.Shard == cfg.Shard {
 		return err
 	}
@@ -230,7 +233,7 @@ func wroteOrKept(export map[string]int64) string {
 
 // leftOut says which kept lists the layout left out, and why ("" if none).
 func leftOut(export map[string]int64, cfg *pipeline.Config) string {
-	n := export["drop_"+stages.DropShorterThanListSize]
+	n := export["drop_"+dataset.DropShorterThanListSize]
 	if n == 0 {
 		return ""
 	}
@@ -243,7 +246,7 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 	if !env.Config.Quiet {
 		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out, leftOut(ex, env.Config))
 	}
-	fails, _, err := stages.Failures(env.Store, env.Config.FailureScope())
+	fails, _, err := dataset.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
 		return err
 	}
@@ -283,12 +286,12 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		return m
 	}
 	if cfg.Offline {
-		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}, Embedders: embedders,
+		return &stages.Deps{Generator: llm.Offline{}, Scorer: teacher.Lexical{}, Embedders: embedders,
 				EmbedWorkers: embedWorkers(embedHTTP), Clients: embedHTTP},
 			func() map[string]any { return embedFacts(map[string]any{"teacher_score_kind": "lexical"}) }, nil
 	}
 	lo := httpOptions(cfg, "llm", cfg.LLMURLs, log)
-	lo.ExtraBody, lo.Limiter, lo.TokenCost = stages.LLMExtraBody(cfg), httpx.NewLimiter(cfg.RPM, cfg.TPM), stages.ChatTokenCost
+	lo.ExtraBody, lo.Limiter, lo.TokenCost = llm.ExtraBody(cfg), httpx.NewLimiter(cfg.RPM, cfg.TPM), llm.ChatTokenCost
 	llmHTTP := httpx.New(lo)
 	to := httpOptions(cfg, "teacher", cfg.TeacherURLs, log)
 	to.Limiter = httpx.NewLimiter(cfg.TeacherRPM, 0)
@@ -298,11 +301,11 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		return nil, nil, fmt.Errorf("--teacher-tokenizer: %w", err)
 	}
 	sc, err := teacher.New(teacher.Config{API: cfg.TeacherAPI, URL: cfg.TeacherURLs[0], Model: cfg.TeacherModel,
-		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP, Window: stages.TeacherWindow(cfg, count)})
+		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP, Window: dataset.TeacherWindow(cfg, count)})
 	if err != nil {
 		return nil, nil, err
 	}
-	gen := stages.NewOpenAIGenerator(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP)
+	gen := llm.NewOpenAI(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP)
 	gen.Log = log
 	deps := &stages.Deps{
 		Generator:  gen,
@@ -354,7 +357,7 @@ func buildEmbedders(cfg *pipeline.Config, log io.Writer) ([]stages.Embedder, []*
 	for _, r := range runs {
 		hc := httpx.New(httpOptions(cfg, "embed", r.URLs, log))
 		e, err := embed.New(embed.Config{URL: r.URLs[0], Model: r.Model, APIKey: cfg.EmbedAPIKey, Batch: cfg.EmbedBatch, Doer: hc,
-			Window: stages.EmbedWindow(cfg, count)})
+			Window: dataset.EmbedWindow(cfg, count)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -370,7 +373,7 @@ func probeAll(ctx context.Context, what string, urls []string, path string, log 
 	for _, u := range urls {
 		full := strings.TrimRight(u, "/") + path
 		if err := httpx.Probe(ctx, full, 10*time.Second); err != nil {
-			bad = append(bad, fmt.Sprintf("tried %s: %v", httpx.RedactURL(full), err))
+			bad = append(bad, fmt.Sprintf("tried %s: %v", redact.URL(full), err))
 		}
 	}
 	switch {
@@ -448,6 +451,6 @@ func saveEndpoints(st *pipeline.Store, hcs []*httpx.Client) {
 		}
 	}
 	if sent {
-		st.PutJSON(pipeline.PrefixMeta+"endpoints", all)
+		st.PutJSON(dataset.MetaEndpoints, all)
 	}
 }

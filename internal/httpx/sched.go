@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // sched is a role's endpoints (equivalent base URLs serving one model) and
@@ -105,7 +107,7 @@ func newSched(o *Options) *sched {
 		if o.Concurrency > 0 {
 			ctl = newController(o.Concurrency, o.Concurrency, true)
 		}
-		s.eps = append(s.eps, &endpoint{prefix: p, name: RedactURL(p), ctl: ctl})
+		s.eps = append(s.eps, &endpoint{prefix: p, name: redact.URL(p), ctl: ctl})
 	}
 	return s
 }
