@@ -26,8 +26,8 @@ func statsCommand() *cli.Command {
 			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
 			&cli.StringFlag{Name: "out", Usage: "output folder whose export the funnel's \"exported\" and the export counts describe (default: the run's OUT)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value"},
-			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value"},
+			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value", Action: finite("price-input")},
+			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value", Action: finite("price-output")},
 		},
 		Action: func(c *cli.Context) error {
 			st, err := pipeline.OpenStoreReadOnly(c.String("store"))
