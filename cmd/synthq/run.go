@@ -320,10 +320,7 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 			return probeAll(ctx, "teacher", cfg.TeacherURLs, "/health", log)
 		},
 	}
-	kind := ""
-	if d, ok := sc.(teacher.Describer); ok {
-		kind = d.ScoreKind()
-	}
+	kind := sc.ScoreKind()
 	return deps, func() map[string]any {
 		m := embedFacts(map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind})
 		var eps []httpx.EndpointStats

@@ -75,14 +75,19 @@ func statsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			dix, err := stages.DenseIndexes(st)
+			if err != nil {
+				return err
+			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(map[string]any{"funnel": inspect.Funnel(stats), "stages": stats, "tokens": use, "failures": fails,
-					"failures_other_settings": others, "endpoints": eps, "store": size, "exported_to": exp})
+					"failures_other_settings": others, "endpoints": eps, "store": size, "dense_index": dix, "exported_to": exp})
 			}
 			printStats(c.App.Writer, stats, use, fails, others)
 			exp.print(c.App.Writer)
+			printDenseIndex(c.App.Writer, dix)
 			printEndpoints(c.App.Writer, eps)
 			printSize(c.App.Writer, st.Path(), size)
 			return nil
@@ -188,6 +193,23 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.To
 			break
 		}
 		fmt.Fprintf(w, "  %s %s: %s\n", f.Stage, f.Item, f.Reason)
+	}
+}
+
+// printDenseIndex prints how each dense run searched, with the recall
+// self-check of an approximate index.
+func printDenseIndex(w io.Writer, dix []stages.DenseIndexInfo) {
+	for _, d := range dix {
+		if d.Mode != "approx" {
+			fmt.Fprintf(w, "dense     %s: exact search over %d passages × %d dims\n", d.Run, d.Passages, d.Dim)
+			continue
+		}
+		warn := ""
+		if d.Queries > 0 && d.Recall < stages.RecallWarn {
+			warn = fmt.Sprintf("  (below %.2f: raise --dense-probe)", stages.RecallWarn)
+		}
+		fmt.Fprintf(w, "dense     %s: approximate (IVF, %d lists, %d probed) over %d passages × %d dims; recall@%d against exact %.4f on %d sampled queries%s\n",
+			d.Run, d.Lists, d.Probe, d.Passages, d.Dim, d.K, d.Recall, d.Queries, warn)
 	}
 }
 
