@@ -77,6 +77,10 @@ type Env struct {
 	Stop context.Context
 	// NoOverlap runs the stages strictly in turn (Ahead is not used).
 	NoOverlap bool
+	// Force lets the export write into an OUT folder holding files synthq
+	// did not write (--force): it replaces the names it writes and still
+	// deletes none of the others.
+	Force bool
 	// Prepared, when set, is the read-only store of a prepared corpus
 	// (synthq prepare): the corpus stage copies its passages and selection
 	// instead of reading the corpus file, and dense mining reads its passage

@@ -110,7 +110,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 			return err
 		}
 	}
-	set, err := newFileSet(cfg.Out)
+	set, err := newFileSet(cfg.Out, st.Path(), env.Force)
 	if err != nil {
 		return err
 	}
@@ -174,6 +174,9 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 		if err := st.PutJSON(exportRecordKey, rec); err != nil {
 			return err
 		}
+	}
+	if stats == nil { // one store: what this folder holds, for stats
+		return recordExport(env, time.Since(start))
 	}
 	return nil
 }
