@@ -253,7 +253,13 @@ func DefaultFormats(layout string) []string {
 
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
+	if err := c.validateFinite(); err != nil {
+		return err
+	}
 	if err := c.validateNumbers(); err != nil {
+		return err
+	}
+	if err := c.validateURLs(); err != nil {
 		return err
 	}
 	switch {

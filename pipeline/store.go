@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,7 +75,45 @@ func OpenStore(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &Store{db: db, path: dir}, nil
+	st := &Store{db: db, path: dir}
+	if err := st.checkFormat(true); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// StoreFormat is the version of the store's layout (key prefixes and
+// record encodings) this synthq writes and reads. It is recorded under
+// KeyFormat when a store is first opened for writing; a store recording a
+// newer one is refused by name, never read as if it were this one.
+const StoreFormat = 1
+
+// KeyFormat holds the store's format version, a decimal number.
+const KeyFormat = PrefixMeta + "format"
+
+// checkFormat refuses a store written in a newer format and, when
+// writable, records StoreFormat in a store that records none (new, or
+// written before the key existed: the same layout as format 1).
+func (s *Store) checkFormat(writable bool) error {
+	b, ok, err := s.Get(KeyFormat)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if !writable {
+			return nil
+		}
+		return s.Put(KeyFormat, []byte(strconv.Itoa(StoreFormat)))
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	switch {
+	case err != nil || v < 1:
+		return fmt.Errorf("open store %s: its format version %q is not a number this synthq knows (it reads format %d); was it written by synthq?", s.path, b, StoreFormat)
+	case v > StoreFormat:
+		return fmt.Errorf("open store %s: store format %d was written by a newer synthq; this synthq reads format %d at most: upgrade synthq, or give another --store", s.path, v, StoreFormat)
+	}
+	return nil
 }
 
 // OpenStoreReadOnly opens the store at dir for reading only, as many

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -255,21 +256,60 @@ func (h *httpScorer) again(ctx context.Context, query, passage string, out []flo
 	return msg, nil
 }
 
-// call sends one batch; an answer that misses or repeats an index is retried
-// twice before it is an error.
+// AnswerLimit is the most an honest rerank answer for docs can weigh: 1 MiB
+// for the envelope (id, model, usage) plus, per passage, 256 bytes for its
+// result object and 3 times its text, for servers that echo each document
+// back (vLLM's and Jina's /v1/rerank do) with every non-ASCII character
+// written as a \uXXXX escape (Python's json.dumps). 32 passages of 2 KB:
+// 1.2 MiB. A larger answer is malformed and is not read.
+func AnswerLimit(docs []string) int64 {
+	n := int64(1 << 20)
+	for _, d := range docs {
+		n += 256 + 3*int64(len(d))
+	}
+	return n
+}
+
+// call sends one batch. An answer that does not decode (it misses or
+// repeats an index, or a score is null or not a finite float32) is
+// malformed: the HTTP layer (an *httpx.Client) asks again and classifies it
+// (httpx.Expect); with another Doer it is asked again twice here and then
+// fails the batch as an Item fault.
 func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]float32, error) {
 	body, err := json.Marshal(h.encode(h.cfg.Model, query, docs))
 	if err != nil {
 		return nil, fmt.Errorf("teacher %s: encode request: %w", h.cfg.API, err)
 	}
 	url := h.cfg.URL + h.path
+	var got []float32
+	check := func(b []byte) error {
+		res, err := h.decode(b)
+		if err == nil {
+			got, err = byIndex(res, len(docs))
+		}
+		if err != nil {
+			got = nil
+			return fmt.Errorf("teacher %s: %w", h.cfg.API, err)
+		}
+		return nil
+	}
+	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(docs),
+		What: fmt.Sprintf("a rerank answer for %d passages", len(docs)), Check: check})
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
+		got = nil
 		status, b, err := httpx.PostJSON(ctx, h.cfg.Doer, url, h.cfg.APIKey, body)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.As(err, &f):
+			return nil, f
+		case httpx.IsMalformed(err):
+			lastErr = err
+			continue
+		default:
 			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "teacher", URL: url, Err: err}
 		}
 		if status/100 != 2 {
@@ -280,21 +320,22 @@ func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]f
 			}
 			return nil, f
 		}
-		res, err := h.decode(b)
-		if err == nil {
-			var scores []float32
-			if scores, err = byIndex(res, len(docs)); err == nil {
-				h.observe(scores)
-				return scores, nil
+		if got == nil {
+			if err := check(b); err != nil {
+				lastErr = err
+				continue
 			}
 		}
-		lastErr = fmt.Errorf("teacher %s: answer: %w", h.cfg.API, err)
+		h.observe(got)
+		return got, nil
 	}
-	return nil, lastErr
+	return nil, &httpx.Fault{Kind: httpx.Item, Role: "teacher", URL: url, Err: lastErr,
+		Msg: fmt.Sprintf("answer malformed 3 times: %v", lastErr)}
 }
 
 // byIndex maps results back to input order by their index, never by their
-// position in the answer (servers sort by score).
+// position in the answer (servers sort by score). A score that is not a
+// finite float32 (1e300 is +Inf as a float32) is an error.
 func byIndex(res []indexed, n int) ([]float32, error) {
 	out := make([]float32, n)
 	seen := make([]bool, n)
@@ -306,7 +347,11 @@ func byIndex(res []indexed, n int) ([]float32, error) {
 			return nil, fmt.Errorf("index %d appears twice", r.Index)
 		}
 		seen[r.Index] = true
-		out[r.Index] = float32(r.Score)
+		s := float32(r.Score)
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("score %g at index %d is not a finite float32", r.Score, r.Index)
+		}
+		out[r.Index] = s
 	}
 	for i, ok := range seen {
 		if !ok {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +32,18 @@ func integer(name string, value int, usage string) cli.Flag {
 }
 
 func float(name string, value float64, usage string) cli.Flag {
-	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Action: finite(name)})
+}
+
+// finite is the action of every number flag: NaN and ±Inf parse as
+// numbers (strconv.ParseFloat) but pass every range check unnoticed.
+func finite(name string) func(*cli.Context, float64) error {
+	return func(_ *cli.Context, v float64) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("--%s must be a finite number, got %g", name, v)
+		}
+		return nil
+	}
 }
 
 func strs(name, usage string) cli.Flag {

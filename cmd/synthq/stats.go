@@ -23,8 +23,8 @@ func statsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value"},
-			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value"},
+			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value", Action: finite("price-input")},
+			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value", Action: finite("price-output")},
 		},
 		Action: func(c *cli.Context) error {
 			st, err := pipeline.OpenStore(c.String("store"))
