@@ -134,6 +134,9 @@ type RankBin struct {
 
 // FirstPass is where first-pass retrieval put the source passage.
 type FirstPass struct {
+	// DenseIndex is how each dense run searched, with the recall self-check
+	// of an approximate index.
+	DenseIndex []stages.DenseIndexInfo
 	Runs       []string  // run names, then "fused" when several ran
 	Bins       []RankBin // shared by every run
 	Counts     [][]int64 // run -> bin -> queries
@@ -596,6 +599,9 @@ func (b *builder) firstPass() error {
 	if err != nil {
 		return err
 	}
+	if fp.DenseIndex, err = stages.DenseIndexes(b.st); err != nil {
+		return err
+	}
 	for _, r := range runs {
 		fp.Runs = append(fp.Runs, r.Name)
 	}
@@ -643,11 +649,7 @@ func (b *builder) firstPass() error {
 		fp.Sampled++
 		ranked := lists
 		if len(runs) > 1 {
-			var fused []string
-			for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, lists...) {
-				fused = append(fused, f.ID)
-			}
-			ranked = append(append([][]string{}, lists...), fused)
+			ranked = append(append([][]string{}, lists...), retriever.FirstPass(cfg.RRFK, cfg.Candidates, lists...))
 		}
 		for r, ids := range ranked {
 			rank := slices.Index(ids, q.docID) + 1
