@@ -258,7 +258,9 @@ func (g *OpenAI) classify(ctx context.Context, err error) error {
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	if errors.As(err, &syn) || errors.As(err, &typ) {
+	var apiE *openai.APIError
+	var reqE *openai.RequestError
+	if (errors.As(err, &syn) || errors.As(err, &typ)) && !errors.As(err, &apiE) && !errors.As(err, &reqE) {
 		// go-openai could not decode a 2xx answer (a Doer that is not
 		// an *httpx.Client, which checks answers before): the item's.
 		return &ItemError{&httpx.Fault{Kind: httpx.Item, Role: "llm", URL: redact.URL(g.url), Msg: "answer malformed: " + err.Error(), Err: err}}
