@@ -92,14 +92,20 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		name    string
 		rank    int
 		infoNCE float64
-	}{{"full/kl", 0, 0}, {"full/kl+infonce", 0, 0.1}, {"rank3/kl", 3, 0}, {"rank3/kl+infonce", 3, 0.1}} {
+		learn   bool
+	}{{"full/kl", 0, 0, false}, {"full/kl+infonce", 0, 0.1, false}, {"rank3/kl", 3, 0, false}, {"rank3/kl+infonce", 3, 0.1, false},
+		{"full/kl/learned-temp", 0, 0, true}, {"rank3/kl+infonce/learned-temp", 3, 0.1, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			loss := DefaultLoss()
 			loss.InfoNCE = tc.infoNCE
 			loss.FalseNegRatio = 0.9 // mask some candidates in these lists
+			loss.LearnTemp = tc.learn
 			opt := Options{Rank: tc.rank, Loss: loss, BatchSize: len(train), Workers: 2, Seed: 3}
 			opt.EnsureDefaults()
 			m, _ := NewModel(d.Dim, tc.rank, 3)
+			if tc.learn {
+				m.LogScale = []float64{math.Log(15)}
+			}
 			// Move away from the identity so the check is not at a special point.
 			rng := rand.New(rand.NewPCG(9, 9))
 			for _, p := range m.params() {

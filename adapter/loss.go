@@ -55,6 +55,12 @@ func (d *Data) Validate() error {
 type Loss struct {
 	TeacherTemp float64 // softmax temperature of the teacher scores (0.3)
 	StudentTemp float64 // softmax temperature of the student cosines (0.05)
+	// LearnTemp trains the student temperature too, from StudentTemp. A
+	// temperature does not change any ranking, but a fixed one that does
+	// not fit the embedder's spread of cosines makes the KL reward a
+	// matrix that squeezes or stretches every cosine instead of one that
+	// reorders the candidates.
+	LearnTemp bool
 	// InfoNCE is the weight of the contrastive term (0: off; the paper's
 	// code uses 0.1): −log softmax(cos/InfoNCETemp) at the source passage
 	// over the list, leaving out every other candidate whose teacher score
@@ -72,6 +78,9 @@ func DefaultLoss() Loss {
 // Name describes the loss for metadata, e.g. "kl(t/0.3||cos/0.05)+0.1*infonce(0.01,fn>0.6)".
 func (l Loss) Name() string {
 	s := fmt.Sprintf("kl(teacher/%g||cos/%g)", l.TeacherTemp, l.StudentTemp)
+	if l.LearnTemp {
+		s = fmt.Sprintf("kl(teacher/%g||cos/learned from %g)", l.TeacherTemp, l.StudentTemp)
+	}
 	if l.InfoNCE > 0 {
 		s += fmt.Sprintf("+%g*infonce(cos/%g,mask>%g*source)", l.InfoNCE, l.InfoNCETemp, l.FalseNegRatio)
 	}
@@ -81,6 +90,7 @@ func (l Loss) Name() string {
 // scratch holds one worker's buffers for listLoss.
 type scratch struct {
 	qp, z, a, g, cos, dc, t, s []float64
+	dScale                     float64 // dLoss/dLogScale of the last list
 }
 
 func newScratch(dim, rank int) *scratch {
@@ -138,13 +148,16 @@ func (m *Model) listLoss(d *Data, l *List, loss Loss, sc *scratch, grad bool) fl
 		t[j] = float64(v)
 	}
 	softmax(t, loss.TeacherTemp, t) // t now holds the teacher distribution
-	ls := softmax(cos, loss.StudentTemp, s)
+	temp := m.StudentTemp(loss)
+	ls := softmax(cos, temp, s)
 	var out float64
+	sc.dScale = 0
 	for j := range k {
 		if t[j] > 0 {
-			out += t[j] * (math.Log(t[j]) - (cos[j]/loss.StudentTemp - ls))
+			out += t[j] * (math.Log(t[j]) - (cos[j]/temp - ls))
 		}
-		dc[j] = (s[j] - t[j]) / loss.StudentTemp
+		dc[j] = (s[j] - t[j]) / temp
+		sc.dScale += (s[j] - t[j]) * cos[j] / temp // logits are cos·e^LogScale
 	}
 	if loss.InfoNCE > 0 && l.Source >= 0 {
 		out += loss.InfoNCE * m.infoNCE(l, loss, cos, dc, s)

@@ -26,6 +26,10 @@ type Model struct {
 	Rank int       // 0: full matrix
 	W    []float64 // Dim×Dim row-major, when Rank == 0
 	U, V []float64 // Dim×Rank row-major each, when Rank > 0
+	// LogScale, when set (one value), is the trained log(1/student
+	// temperature) of the loss; it does not change rankings, only how
+	// sharp the student's softmax is during training.
+	LogScale []float64
 }
 
 // NewModel returns the identity adapter. A low-rank model starts with U = 0
@@ -57,10 +61,23 @@ func NewModel(dim, rank int, seed uint64) (*Model, error) {
 
 // params is the flat view of the trained parameters (W, or U then V).
 func (m *Model) params() [][]float64 {
+	p := [][]float64{m.U, m.V}
 	if m.Rank == 0 {
-		return [][]float64{m.W}
+		p = [][]float64{m.W}
 	}
-	return [][]float64{m.U, m.V}
+	if m.LogScale != nil {
+		p = append(p, m.LogScale)
+	}
+	return p
+}
+
+// StudentTemp is the student temperature the model trains with: the
+// learned one, or the loss's.
+func (m *Model) StudentTemp(l Loss) float64 {
+	if m.LogScale != nil {
+		return math.Exp(-m.LogScale[0])
+	}
+	return l.StudentTemp
 }
 
 // clone returns a deep copy.
@@ -69,6 +86,9 @@ func (m *Model) clone() *Model {
 	c.W = append([]float64(nil), m.W...)
 	c.U = append([]float64(nil), m.U...)
 	c.V = append([]float64(nil), m.V...)
+	if m.LogScale != nil {
+		c.LogScale = append([]float64(nil), m.LogScale...)
+	}
 	if m.Rank == 0 {
 		c.U, c.V = nil, nil
 	} else {
