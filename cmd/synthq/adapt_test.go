@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,6 +103,18 @@ func TestAdaptCommand(t *testing.T) {
 	if a.Dim != 64 || a.Meta["embed_model"] != "hash-bow" || a.Meta["query_prefix"] != "query: " ||
 		a.Meta["data_fingerprint"] != rec.DataFingerprint || len(rec.DataFingerprint) != 64 || len(rec.Curve) != rec.Epochs+1 {
 		t.Errorf("metadata %v / adapter.json %+v", a.Meta, rec.Summary)
+	}
+	// The report shows the adapter: before/after on the dev lists and the curve.
+	page := filepath.Join(out, "report.html")
+	if code, msg := synthq(t, context.Background(), "report", "--store", store, "--out", page); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, msg)
+	}
+	html := readFile(t, page)
+	for _, want := range []string{`data-section="adapter"`, `data-table="adapter-curve"`, "hash-bow",
+		fmt.Sprintf("%.4f", rec.Before.NDCG10), fmt.Sprintf("%.4f", rec.After.NDCG10)} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 	// Another seed: other bytes.
 	if code, msg := synthq(t, context.Background(), "adapt", "--store", store, "--out", adir, "--epochs", "3", "--quiet", "--seed", "2"); code != 0 {
