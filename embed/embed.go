@@ -41,7 +41,12 @@ type Client struct {
 	endpoint string
 	batch    atomic.Int64 // shrinks when the server refuses a batch as too large
 	dim      atomic.Int64
+	cutAgain atomic.Int64 // inputs cut again after the server refused them as too long
 }
+
+// CutAgain is the number of inputs embedded after being cut again (see
+// Embed).
+func (c *Client) CutAgain() int64 { return c.cutAgain.Load() }
 
 // New returns a client. The endpoint is URL + "/embeddings" when URL ends in
 // /v1 (the OpenAI convention), URL itself when it already ends in
@@ -97,7 +102,9 @@ func (c *Client) Cut(text string) string {
 // "input (654 tokens) is too large to process" included; or a 4xx about the
 // input) is split until the refused texts stand alone; those get a nil
 // vector and their reason in failed (index -> message) and the rest are
-// embedded. err is for failures no split can fix, an *httpx.Fault of kind
+// embedded. A text refused alone as too long is cut again from the count the
+// server states (window.Cutter.Recut) and sent again, at most
+// window.MaxRecuts times (CutAgain counts those that then passed). err is for failures no split can fix, an *httpx.Fault of kind
 // Config (bad key, unknown model, a server that cannot embed: stop the run)
 // or Endpoint (down after the HTTP layer's retries), or answers of mixed
 // dimensions. Cost: one request per batch.
@@ -148,7 +155,13 @@ func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vec
 		return tooLargeBatch{err}
 	case f.Kind == httpx.Item:
 		if hi-lo == 1 {
-			failed[lo] = f.Msg
+			msg, err := c.again(ctx, texts[lo], vecs[lo:lo+1], f.Msg)
+			if err != nil {
+				return err
+			}
+			if msg != "" {
+				failed[lo] = msg
+			}
 			return nil
 		}
 		mid := (lo + hi) / 2
@@ -159,6 +172,39 @@ func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vec
 	default:
 		return err
 	}
+}
+
+// again cuts text again after the server refused it as too long (msg, the
+// server's words: where they state its count, the cut scales by it; see
+// window.Cutter.Recut) and sends it alone, at most window.MaxRecuts times.
+// It stores the vector in out[0] and returns "" on success, or the
+// server's last words when the text is still refused (or refused for
+// another reason, or no window is set); err is for what is not the item's.
+func (c *Client) again(ctx context.Context, text string, out [][]float32, msg string) (string, error) {
+	if !httpx.TooLong(msg) {
+		return msg, nil
+	}
+	for n := 1; n <= window.MaxRecuts; n++ {
+		cut, ok := c.cfg.Window.Recut(text, 0, msg)
+		if !ok {
+			break
+		}
+		text = cut
+		got, err := c.call(ctx, []string{text})
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+			out[0] = got[0]
+			c.cutAgain.Add(1)
+			return "", nil
+		case !errors.As(err, &f) || f.Kind != httpx.Item:
+			return "", err
+		case !httpx.TooLong(f.Msg):
+			return f.Msg, nil
+		}
+		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+	}
+	return msg, nil
 }
 
 type request struct {

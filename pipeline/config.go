@@ -12,7 +12,8 @@ import (
 // Config is every setting of a run. A zero field means its default (see
 // EnsureDefaults), except where zero is a setting of its own: FewShot (zero-
 // shot prompts), MinCandidates (no minimum), BM25K1 and BM25B, MaxRetries
-// (no retry). Start from DefaultConfig to get those fields' defaults too.
+// (no retry), RoundtripK (no round trip), MinTopPercentile (no top-score
+// cut), Temperature and TopP. Start from DefaultConfig to get those fields' defaults too.
 // Secrets carry `json:"-"`: they never reach the store, the manifest or the
 // exports; URLs are redacted when a Config is encoded (MarshalJSON).
 type Config struct {
@@ -163,13 +164,14 @@ const (
 	DefaultBM25K1        = 0.9
 	DefaultBM25B         = 0.4
 	DefaultMaxRetries    = 8
+	DefaultRoundtripK    = 20
 )
 
 // DefaultConfig is a Config with every default, the paper's settings, filled
 // in: the fields whose zero means zero as well as the others.
 func DefaultConfig() *Config {
 	c := &Config{FewShot: DefaultFewShot, MinCandidates: DefaultMinCandidates, BM25K1: DefaultBM25K1,
-		BM25B: DefaultBM25B, MaxRetries: DefaultMaxRetries, RequireSourceTop1: true, MinTopPercentile: 25,
+		BM25B: DefaultBM25B, MaxRetries: DefaultMaxRetries, RoundtripK: DefaultRoundtripK, RequireSourceTop1: true, MinTopPercentile: 25,
 		DevFraction: 0.1, Seed: 1, TeacherModel: "BAAI/bge-reranker-v2-m3", LLMModel: "meta-llama/Llama-3.1-8B-Instruct",
 		TopP: 1, Temperature: 0.8, Grace: 30 * time.Second}
 	c.EnsureDefaults()

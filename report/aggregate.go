@@ -933,9 +933,10 @@ func (b *builder) funnel() {
 }
 
 // MinedStep names the funnel step of the queries mining keeps: their source
-// passage came back in the first-pass top --roundtrip-k and they have at
-// least --min-candidates candidates (the step above lists the drops of both).
-const MinedStep = "mined: through the round trip, with at least --min-candidates candidates"
+// passage came back in the first-pass top --roundtrip-k (the round trip)
+// and they have at least --min-candidates candidates; the step above lists
+// the drops of both.
+const MinedStep = "kept by the first-pass filters"
 
 // stageRows reads each stage's time and its main count.
 func stageRows(stats map[string]pipeline.StageStats) []StageRow {

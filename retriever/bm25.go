@@ -10,8 +10,11 @@ import (
 	"sync"
 )
 
-// BM25Params are the BM25 parameters. The zero value means Anserini's BEIR
-// settings (k1 = 0.9, b = 0.4).
+// BM25Params are the BM25 parameters, used as given, zeros included (b = 0
+// turns length normalisation off). A nil *BM25Params given to
+// NewBM25Builder means Anserini's BEIR settings (k1 = 0.9, b = 0.4);
+// EnsureDefaults fills zero fields with them for a caller whose zero means
+// "the default".
 type BM25Params struct {
 	K1 float32
 	B  float32
@@ -217,9 +220,19 @@ func (b *BM25Builder) Build() *BM25 {
 			fill[t]++
 		}
 	}
+	// Per term: the smallest inv of its postings, so w·(1 - minInv) bounds
+	// what the term can add to any passage (MaxScore's upper bound).
+	minInv := make([]float32, nTerms)
+	for t := 0; t < nTerms; t++ {
+		m := float32(1)
+		for _, v := range inv[start[t]:start[t+1]] {
+			m = min(m, v)
+		}
+		minInv[t] = m
+	}
 	ix := &BM25{
 		an: b.an, params: b.params, ids: b.ids, dict: b.dict,
-		start: start, docs: docs, inv: inv, avgdl: avgdl,
+		start: start, docs: docs, inv: inv, minInv: minInv, avgdl: avgdl,
 	}
 	ix.scratch.New = func() any { return &searchScratch{acc: make([]float32, n)} }
 	*b = BM25Builder{}
@@ -237,6 +250,7 @@ type BM25 struct {
 	start   []int // per term: its postings are docs[start[t]:start[t+1]]
 	docs    []uint32
 	inv     []float32 // per posting: 1 / (1 + tf · normInv[norm of its passage])
+	minInv  []float32 // per term: the smallest inv of its postings
 	avgdl   float32
 	scratch sync.Pool
 }
@@ -246,6 +260,13 @@ type searchScratch struct {
 	touched []uint32
 	terms   []string
 	h       hitHeap
+	qt      []queryTerm
+	cur     []*queryTerm
+	cum     []float64
+	contrib []float32 // per term and window passage: its contribution
+	wacc    []float64 // per window passage: the partial score
+	wmask   []uint64  // per window passage: the terms that matched
+	cand    []uint16  // the window's candidates
 }
 
 // Len is the number of indexed passages.
@@ -260,7 +281,22 @@ func (ix *BM25) Terms() int { return len(ix.dict) }
 
 // Search returns the top k passages for query. A query term repeated n times
 // weighs n times, as in Anserini's bag-of-words queries. Ties rank the earlier
-// added passage first. Cost: one pass over the postings of the query's terms.
+// added passage first.
+//
+// Search prunes with MaxScore (Turtle & Flood; Lucene's and PISA's
+// document-at-a-time form): query terms are ordered by the most they can add
+// to a passage, and once the k-th best score so far exceeds the sum of the
+// smallest bounds, those terms no longer nominate candidates: they are only
+// looked up (by galloping) for passages the others found, and a passage is
+// dropped as soon as its partial score plus the remaining bounds cannot beat
+// the k-th. Every passage that reaches the top k is scored by adding its
+// terms' float32 contributions in the same order as exhaustive scoring, so
+// scores, ranks and ties equal searchExhaustive's bit for bit (bounds carry a
+// 1e-5 relative margin against rounding). Cost: the postings of the terms
+// that still nominate candidates, plus a logarithmic look-up per candidate
+// in the others; at worst (k beyond the matching passages) one pass over
+// the query terms' postings, as exhaustive scoring. Queries whose terms have
+// fewer than 65,536 postings in all are scored exhaustively (as fast there).
 func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -270,8 +306,60 @@ func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) 
 	}
 	s := ix.scratch.Get().(*searchScratch)
 	defer ix.scratch.Put(s)
+	ix.queryTerms(s, query)
+	postings := 0
+	for _, q := range s.qt {
+		postings += len(q.docs)
+	}
+	if len(s.qt) > maxPrunedTerms || postings < minPrunedPostings {
+		return ix.exhaustive(s, k), nil
+	}
+	return ix.maxScore(s, k), nil
+}
+
+// searchExhaustive scores every posting of every query term (term at a
+// time); it is the reference Search's pruning must equal.
+func (ix *BM25) searchExhaustive(query string, k int) []Hit {
+	s := ix.scratch.Get().(*searchScratch)
+	defer ix.scratch.Put(s)
+	ix.queryTerms(s, query)
+	return ix.exhaustive(s, k)
+}
+
+// minPrunedPostings is where pruning starts to pay: below it (a small
+// corpus such as SciFact's 5k passages, whose accumulators stay in cache)
+// scoring every posting is faster than MaxScore's bookkeeping.
+const minPrunedPostings = 1 << 16
+
+// maxPrunedTerms is the most distinct query terms MaxScore handles (one bit
+// each in a uint64); longer queries are scored exhaustively.
+const maxPrunedTerms = 64
+
+// queryTerm is one distinct indexed query term and its cursor into its
+// postings.
+type queryTerm struct {
+	ord  int     // position in the exhaustive (sorted-term) order
+	w    float32 // boost · idf
+	ub   float64 // the most it adds to one passage
+	docs []uint32
+	inv  []float32
+	pos  int
+	doc  uint32 // docs[pos], or noDoc when exhausted
+}
+
+const noDoc = math.MaxUint32
+
+// contribution is what a term of weight w adds to a passage whose posting
+// keeps inv. The explicit conversion forbids a fused multiply-add, so every
+// platform and both search paths round alike.
+func contribution(w, inv float32) float32 { return w - float32(w*inv) }
+
+// queryTerms analyses query into s.qt: its distinct indexed terms in sorted
+// order (the order exhaustive scoring adds them), each weighted by its count.
+func (ix *BM25) queryTerms(s *searchScratch, query string) {
 	s.terms = ix.an.Analyze(s.terms[:0], query)
 	slices.Sort(s.terms)
+	s.qt = s.qt[:0]
 	n := float64(len(ix.ids))
 	for i := 0; i < len(s.terms); {
 		j := i + 1
@@ -287,12 +375,25 @@ func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) 
 		lo, hi := ix.start[t], ix.start[t+1]
 		df := float64(hi - lo)
 		w := boost * float32(math.Log(1+(n-df+0.5)/(df+0.5)))
-		for p := lo; p < hi; p++ {
-			d := ix.docs[p]
+		q := queryTerm{ord: len(s.qt), w: w, docs: ix.docs[lo:hi], inv: ix.inv[lo:hi],
+			ub: float64(w) * (1 - float64(ix.minInv[t]))}
+		q.doc = noDoc
+		if len(q.docs) > 0 {
+			q.doc = q.docs[0]
+		}
+		s.qt = append(s.qt, q)
+	}
+}
+
+// exhaustive is term-at-a-time scoring of every posting of s.qt.
+func (ix *BM25) exhaustive(s *searchScratch, k int) []Hit {
+	for _, q := range s.qt {
+		w := q.w
+		for p, d := range q.docs {
 			if s.acc[d] == 0 {
 				s.touched = append(s.touched, d)
 			}
-			s.acc[d] += w - w*ix.inv[p]
+			s.acc[d] += contribution(w, q.inv[p])
 		}
 	}
 	s.h = s.h[:0]
@@ -301,18 +402,274 @@ func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) 
 		s.acc[d] = 0
 		if len(s.h) < k {
 			s.h.push(e)
-		} else if e.score >= s.h[0].score && better(e, s.h[0]) {
+		} else if better(e, s.h[0]) {
 			s.h[0] = e
 			s.h.down(0)
 		}
 	}
 	s.touched = s.touched[:0]
+	return ix.hits(s)
+}
+
+// hits empties the heap into hits, best first.
+func (ix *BM25) hits(s *searchScratch) []Hit {
 	hits := make([]Hit, len(s.h))
 	for i := len(s.h) - 1; i >= 0; i-- {
 		e := s.h.pop()
 		hits[i] = Hit{DocID: ix.ids[e.doc], Rank: i + 1, Score: e.score}
 	}
-	return hits, nil
+	return hits
+}
+
+// boundMargin inflates upper bounds so float32 rounding (at most 64 terms,
+// 2⁻²⁴ each) can never make a pruned passage's exact score beat them.
+const boundMargin = 1 + 1e-5
+
+// maxWindow is how many consecutive passages maxScore scores at a time: the
+// window's accumulators (8 bytes, a term mask of 8 and 4 per term a passage)
+// stay in cache while the essential terms' postings are added term at a time.
+const maxWindow = 1 << 12
+
+// maxScore is MaxScore over s.qt in the bulk form of Lucene's
+// MaxScoreBulkScorer (see Search): passages go in windows of maxWindow; in
+// each, the essential terms (those whose bound, added to the smaller ones',
+// could beat the k-th score) are added term at a time into the window's
+// accumulators, then each passage they found, in order, looks up the
+// non-essential terms from the largest bound down while its partial score
+// plus the remaining bounds can still beat the k-th.
+func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
+	s.h = s.h[:0]
+	n := len(s.qt)
+	if n == 0 {
+		return nil
+	}
+	// Cursors by bound ascending; cum[i] = sum of the bounds of cur[0..i].
+	s.cur = s.cur[:0]
+	for i := range s.qt {
+		s.cur = append(s.cur, &s.qt[i])
+	}
+	slices.SortFunc(s.cur, func(a, b *queryTerm) int {
+		if a.ub != b.ub {
+			if a.ub < b.ub {
+				return -1
+			}
+			return 1
+		}
+		return a.ord - b.ord
+	})
+	s.cum = s.cum[:0]
+	total := 0.0
+	for _, q := range s.cur {
+		total += q.ub
+		s.cum = append(s.cum, total*boundMargin)
+	}
+	if len(s.wacc) == 0 {
+		s.wacc = make([]float64, maxWindow)
+		s.wmask = make([]uint64, maxWindow)
+	}
+	if len(s.contrib) < n*maxWindow {
+		s.contrib = make([]float32, n*maxWindow)
+	}
+	cur, cum := s.cur, s.cum
+	wacc, wmask, contrib := s.wacc, s.wmask, s.contrib
+	var wbits [maxWindow / 64]uint64
+	theta := math.Inf(-1) // the k-th best score once k passages are held
+	essential := 0        // cur[:essential] only confirm candidates
+	ndocs := uint32(len(ix.ids))
+	for lo := uint32(0); lo < ndocs; lo += maxWindow {
+		hi := lo + maxWindow
+		// Essential terms, term at a time, into the window.
+		any := false
+		for _, q := range cur[essential:] {
+			if q.doc >= hi {
+				continue
+			}
+			any = true
+			bit := uint64(1) << uint(q.ord)
+			base := contrib[q.ord*maxWindow : (q.ord+1)*maxWindow]
+			w, docs, inv := q.w, q.docs, q.inv
+			p := q.pos
+			for ; p < len(docs) && docs[p] < hi; p++ {
+				d := docs[p] - lo
+				c := contribution(w, inv[p])
+				base[d] = c
+				if wmask[d] == 0 {
+					wbits[d>>6] |= 1 << (d & 63)
+				}
+				wmask[d] |= bit
+				wacc[d] += float64(c)
+			}
+			q.pos = p
+			q.doc = noDoc
+			if p < len(docs) {
+				q.doc = docs[p]
+			}
+		}
+		if !any {
+			if essential == n {
+				break
+			}
+			next := uint32(noDoc)
+			for _, q := range cur[essential:] {
+				next = min(next, q.doc)
+			}
+			if next == noDoc {
+				break
+			}
+			lo = next / maxWindow * maxWindow
+			lo -= maxWindow // the loop adds it back
+			continue
+		}
+		// The window's candidates, in passage order; those whose partial
+		// score plus every non-essential bound cannot beat the k-th go now.
+		cand := s.cand[:0]
+		limit := math.Inf(-1)
+		if essential > 0 {
+			limit = theta/boundMargin - cum[essential-1]
+		}
+		for wi, word := range wbits {
+			if word == 0 {
+				continue
+			}
+			wbits[wi] = 0
+			for ; word != 0; word &= word - 1 {
+				d := uint16(wi<<6 + bits.TrailingZeros64(word))
+				if wacc[d] > limit {
+					cand = append(cand, d)
+				} else {
+					wacc[d], wmask[d] = 0, 0
+				}
+			}
+		}
+		// Non-essential terms from the largest bound down: each adds to the
+		// candidates left, by a merge through its postings when they are
+		// dense against the candidates, by galloping when sparse; then
+		// the candidates that can no longer win go.
+		for i := essential - 1; i >= 0 && len(cand) > 0; i-- {
+			q := cur[i]
+			bit := uint64(1) << uint(q.ord)
+			base := contrib[q.ord*maxWindow : (q.ord+1)*maxWindow]
+			if q.doc < lo+uint32(cand[0]) {
+				q.advance(lo + uint32(cand[0]))
+			}
+			docs, inv := q.docs, q.inv
+			dense := float64(len(docs))*maxWindow/float64(ndocs) > 4*float64(len(cand))
+			p := q.pos
+			if dense {
+				for _, d := range cand {
+					doc := lo + uint32(d)
+					for p < len(docs) && docs[p] < doc {
+						p++
+					}
+					if p < len(docs) && docs[p] == doc {
+						c := contribution(q.w, inv[p])
+						base[d] = c
+						wmask[d] |= bit
+						wacc[d] += float64(c)
+					}
+				}
+				q.pos = p
+				q.doc = noDoc
+				if p < len(docs) {
+					q.doc = docs[p]
+				}
+			} else {
+				for _, d := range cand {
+					doc := lo + uint32(d)
+					if q.doc < doc {
+						q.advance(doc)
+					}
+					if q.doc == doc {
+						c := contribution(q.w, inv[q.pos])
+						base[d] = c
+						wmask[d] |= bit
+						wacc[d] += float64(c)
+					}
+				}
+			}
+			limit = theta / boundMargin
+			if i > 0 {
+				limit -= cum[i-1]
+			}
+			kept := cand[:0]
+			for _, d := range cand {
+				if wacc[d] > limit {
+					kept = append(kept, d)
+				} else {
+					wacc[d], wmask[d] = 0, 0
+				}
+			}
+			cand = kept
+		}
+		// Exact scores, in the exhaustive order of terms, for the rest.
+		for _, d := range cand {
+			mask := wmask[d]
+			wacc[d], wmask[d] = 0, 0
+			var score float32
+			for m := mask; m != 0; m &= m - 1 {
+				score += contrib[bits.TrailingZeros64(m)*maxWindow+int(d)]
+			}
+			e := scored{doc: lo + uint32(d), score: score}
+			if len(s.h) < k {
+				s.h.push(e)
+			} else if better(e, s.h[0]) {
+				s.h[0] = e
+				s.h.down(0)
+			} else {
+				continue
+			}
+			if len(s.h) == k {
+				theta = float64(s.h[0].score)
+			}
+		}
+		s.cand = cand
+		for essential < n && cum[essential] <= theta {
+			essential++
+		}
+		if essential == n {
+			break // no passage can beat the k-th any more
+		}
+	}
+	return ix.hits(s)
+}
+
+// advance moves the cursor to its first posting at or after target by
+// galloping then binary search.
+func (q *queryTerm) advance(target uint32) {
+	// Candidates are usually a few postings apart: look at the next ones
+	// before galloping.
+	end := min(q.pos+8, len(q.docs))
+	for p := q.pos + 1; p < end; p++ {
+		if q.docs[p] >= target {
+			q.pos, q.doc = p, q.docs[p]
+			return
+		}
+	}
+	lo := max(end-1, q.pos)
+	step := 1
+	hi := lo + step
+	for hi < len(q.docs) && q.docs[hi] < target {
+		lo = hi
+		step <<= 1
+		hi = lo + step
+	}
+	hi = min(hi, len(q.docs))
+	// first index in (lo, hi] with docs >= target; docs[lo] < target
+	lo++
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if q.docs[m] < target {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	q.pos = lo
+	if lo < len(q.docs) {
+		q.doc = q.docs[lo]
+	} else {
+		q.doc = noDoc
+	}
 }
 
 type scored struct {

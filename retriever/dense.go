@@ -111,33 +111,7 @@ func (d *Dense) searchChunk(ctx context.Context, qs [][]float32, k int, out [][]
 		pe := min(pb+densePassageBlock, n)
 		w := pe - pb
 		block := d.vecs[pb*dim : pe*dim]
-		// scores[qi*densePassageBlock + j] = <qs[qi], passage pb+j>
-		qi := 0
-		for ; qi+4 <= len(qs); qi += 4 {
-			q0, q1, q2, q3 := qs[qi], qs[qi+1], qs[qi+2], qs[qi+3]
-			r0 := scores[qi*densePassageBlock:]
-			r1 := scores[(qi+1)*densePassageBlock:]
-			r2 := scores[(qi+2)*densePassageBlock:]
-			r3 := scores[(qi+3)*densePassageBlock:]
-			j := 0
-			for ; j+2 <= w; j += 2 {
-				s := dot4x2(q0, q1, q2, q3, block[j*dim:(j+1)*dim], block[(j+1)*dim:(j+2)*dim])
-				r0[j], r0[j+1] = s[0], s[1]
-				r1[j], r1[j+1] = s[2], s[3]
-				r2[j], r2[j+1] = s[4], s[5]
-				r3[j], r3[j+1] = s[6], s[7]
-			}
-			for ; j < w; j++ {
-				p := block[j*dim : (j+1)*dim]
-				r0[j], r1[j], r2[j], r3[j] = dot(q0, p), dot(q1, p), dot(q2, p), dot(q3, p)
-			}
-		}
-		for ; qi < len(qs); qi++ {
-			r := scores[qi*densePassageBlock:]
-			for j := 0; j < w; j++ {
-				r[j] = dot(qs[qi], block[j*dim:(j+1)*dim])
-			}
-		}
+		scoreTile(qs, block, dim, w, scores)
 		for qi := range qs {
 			h := &heaps[qi]
 			r := scores[qi*densePassageBlock : qi*densePassageBlock+w]
@@ -163,6 +137,38 @@ func (d *Dense) searchChunk(ctx context.Context, qs [][]float32, k int, out [][]
 		out[qi] = hits
 	}
 	return nil
+}
+
+// scoreTile sets scores[qi·densePassageBlock + j] to the inner product of
+// query qi and row j of block (w rows of dim floats): four queries × two
+// rows at a time.
+func scoreTile(qs [][]float32, block []float32, dim, w int, scores []float32) {
+	qi := 0
+	for ; qi+4 <= len(qs); qi += 4 {
+		q0, q1, q2, q3 := qs[qi], qs[qi+1], qs[qi+2], qs[qi+3]
+		r0 := scores[qi*densePassageBlock:]
+		r1 := scores[(qi+1)*densePassageBlock:]
+		r2 := scores[(qi+2)*densePassageBlock:]
+		r3 := scores[(qi+3)*densePassageBlock:]
+		j := 0
+		for ; j+2 <= w; j += 2 {
+			s := dot4x2(q0, q1, q2, q3, block[j*dim:(j+1)*dim], block[(j+1)*dim:(j+2)*dim])
+			r0[j], r0[j+1] = s[0], s[1]
+			r1[j], r1[j+1] = s[2], s[3]
+			r2[j], r2[j+1] = s[4], s[5]
+			r3[j], r3[j+1] = s[6], s[7]
+		}
+		for ; j < w; j++ {
+			p := block[j*dim : (j+1)*dim]
+			r0[j], r1[j], r2[j], r3[j] = dot(q0, p), dot(q1, p), dot(q2, p), dot(q3, p)
+		}
+	}
+	for ; qi < len(qs); qi++ {
+		r := scores[qi*densePassageBlock:]
+		for j := 0; j < w; j++ {
+			r[j] = dot(qs[qi], block[j*dim:(j+1)*dim])
+		}
+	}
 }
 
 // push, pop and down are container/heap's algorithms without the interface

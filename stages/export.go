@@ -366,8 +366,9 @@ type TokenUse struct {
 	LastRunRequests         int64   `json:"last_run_requests"`
 	PriceInput              float64 `json:"price_input_per_1m"`
 	PriceOutput             float64 `json:"price_output_per_1m"`
-	// PaidRun is the last generate run that sent requests: the last run
-	// itself, or the run before a cached re-run (nil when none did).
+	// PaidRun is the last generate run that sent requests when that was an
+	// earlier run than the last (a cached re-run sends none); nil when the
+	// last run sent them itself, or none ever did.
 	PaidRun *PaidRun `json:"paid_run,omitempty"`
 }
 
@@ -408,7 +409,7 @@ func Usage(stats map[string]pipeline.StageStats, cfg *pipeline.Config) TokenUse 
 	}
 	u.Cost = cfg.Cost(u.PromptTokens, u.CompletionTokens)
 	u.LastRunCost = cfg.Cost(u.LastRunPromptTokens, u.LastRunCompletionTokens)
-	if p := stats["generate"].Paid; p != nil {
+	if p := stats["generate"].Paid; p != nil && !p.Finished.Equal(stats["generate"].Finished) {
 		u.PaidRun = &PaidRun{Requests: p.Counts["requests"], PromptTokens: p.Counts["prompt_tokens"],
 			CompletionTokens: p.Counts["completion_tokens"], Seconds: p.Seconds, Finished: p.Finished}
 		u.PaidRun.Cost = cfg.Cost(u.PaidRun.PromptTokens, u.PaidRun.CompletionTokens)

@@ -43,8 +43,16 @@ func (e *FatalError) Unwrap() error { return e.Err }
 // only the pairs not yet scored, and identical queries never re-score. A
 // query whose scoring fails is recorded as failed and the run goes on.
 func LabelStage(deps *Deps) pipeline.Stage {
+	var scorer any
+	if deps != nil {
+		scorer = deps.Scorer
+	}
+	cut := cutAgainSince(scorer)
 	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher", PaidCounter: "pairs_scored",
-		Run: func(ctx context.Context, env *pipeline.Env) error { return runLabel(ctx, env, deps) },
+		Run: func(ctx context.Context, env *pipeline.Env) error {
+			defer cut(env.Counters("label"), "candidates_cut_again")
+			return runLabel(ctx, env, deps)
+		},
 		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
 			return labelAhead(ctx, env, deps, in)
 		}}
@@ -95,6 +103,43 @@ func EmbedWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
 		c.Count, c.CountName = count, cfg.EmbedTokenizer
 	}
 	return c
+}
+
+// cutAgainer is implemented by clients that cut an input again after the
+// server refused it as too long, stating its count (embed.Client and the
+// HTTP teachers): CutAgain is how many inputs then passed, since the client
+// was made.
+type cutAgainer interface{ CutAgain() int64 }
+
+// cutAgainSince notes the inputs the clients have cut again so far; the
+// function it returns adds those cut again since to counter name of c (a
+// stage calls it at the end of its Run, after its Ahead work).
+func cutAgainSince(clients ...any) func(c *pipeline.Counters, name string) {
+	var cs []cutAgainer
+	var base int64
+	for _, x := range clients {
+		if r, ok := x.(cutAgainer); ok {
+			cs = append(cs, r)
+			base += r.CutAgain()
+		}
+	}
+	return func(c *pipeline.Counters, name string) {
+		var n int64
+		for _, r := range cs {
+			n += r.CutAgain()
+		}
+		if n > base {
+			c.Add(name, n-base)
+		}
+	}
+}
+
+func embeddersAsAny(es []Embedder) []any {
+	out := make([]any, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }
 
 // errEarlierFailure marks a query skipped because an earlier run of the same

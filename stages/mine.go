@@ -54,8 +54,16 @@ const mineChunk = 2048
 // than cfg.MinCandidates candidates.
 func MineStage(deps *Deps) pipeline.Stage {
 	ms := &mineState{}
+	var embs []any
+	if deps != nil {
+		embs = embeddersAsAny(deps.Embedders)
+	}
+	cut := cutAgainSince(embs...)
 	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages",
-		Run: func(ctx context.Context, env *pipeline.Env) error { return runMine(ctx, env, deps, ms) },
+		Run: func(ctx context.Context, env *pipeline.Env) error {
+			defer cut(env.Counters("mine"), "texts_cut_again")
+			return runMine(ctx, env, deps, ms)
+		},
 		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
 			return mineAhead(ctx, env, deps, ms, in)
 		}}

@@ -95,6 +95,7 @@ type httpScorer struct {
 	kind    string
 	outside atomic.Bool  // a score outside [0, 1] was seen
 	batch   atomic.Int64 // shrinks when the server refuses a batch as too large
+	recut   atomic.Int64 // passages scored after being cut again
 	encode  func(model, query string, docs []string) any
 	decode  func(body []byte) ([]indexed, error)
 }
@@ -148,7 +149,10 @@ func (h *httpScorer) Score(ctx context.Context, query string, passages []string)
 // batch is halved and the smaller size kept for later calls. A batch refused
 // for its content (an httpx.Item fault: a message saying an input is too
 // long, whatever the status, llama.cpp's 500 and 400 exceed_context_size_error
-// included) is split until the refused passages stand alone; they are
+// included) is split until the refused passages stand alone; one refused
+// alone as too long is cut again from the count the server states
+// (window.Cutter.Recut) and scored again, at most window.MaxRecuts times
+// (CutAgain counts those that then passed); those still refused are
 // reported in refused and the others scored. Config faults (bad key, a server
 // that cannot rerank, a missing route) and Endpoint faults are errors.
 func (h *httpScorer) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
@@ -196,7 +200,13 @@ func (h *httpScorer) scoreRange(ctx context.Context, query string, passages []st
 	case !errors.As(err, &f) || f.Kind != httpx.Item || httpx.BatchTooLarge(f.Status, f.Msg):
 		return err
 	case hi-lo == 1:
-		refused[lo] = f.Msg
+		msg, err := h.again(ctx, query, passages[lo], out[lo:lo+1], f.Msg)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			refused[lo] = msg
+		}
 		return nil
 	}
 	mid := (lo + hi) / 2
@@ -204,6 +214,45 @@ func (h *httpScorer) scoreRange(ctx context.Context, query string, passages []st
 		return err
 	}
 	return h.scoreRange(ctx, query, passages, mid, hi, out, refused)
+}
+
+// CutAgain is the number of passages scored after being cut again (see
+// ScorePartial).
+func (h *httpScorer) CutAgain() int64 { return h.recut.Load() }
+
+// again cuts passage again after the server refused its pair with query as
+// too long (msg, the server's words: where they state its count, the cut
+// scales by it; see window.Cutter.Recut) and scores it alone, at most
+// window.MaxRecuts times. It stores the score in out[0] and returns "" on
+// success, or the server's last words when the pair is still refused (or
+// refused for another reason, or no window is set); err is for what is not
+// the item's.
+func (h *httpScorer) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
+	if !httpx.TooLong(msg) {
+		return msg, nil
+	}
+	used := h.cfg.Window.Tokens(query)
+	for n := 1; n <= window.MaxRecuts; n++ {
+		cut, ok := h.cfg.Window.Recut(passage, used, msg)
+		if !ok {
+			break
+		}
+		passage = cut
+		scores, err := h.call(ctx, query, []string{passage})
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+			out[0] = scores[0]
+			h.recut.Add(1)
+			return "", nil
+		case !errors.As(err, &f) || f.Kind != httpx.Item:
+			return "", err
+		case !httpx.TooLong(f.Msg):
+			return f.Msg, nil
+		}
+		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+	}
+	return msg, nil
 }
 
 // call sends one batch; an answer that misses or repeats an index is retried

@@ -110,6 +110,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus"}, "synthq: unknown flag --bogus (see synthq --help)\n"},
 		{[]string{"run"}, "synthq: run: --corpus is required: the JSONL file of passages to write queries for; to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5 (see synthq run --help)\n"},
 		{[]string{"run", "--offline", "corpus.jsonl"}, "synthq: run: takes no arguments, got \"corpus.jsonl\" (every setting is a flag) (see synthq run --help)\n"},
+		{[]string{"inspect", "--store", "s"}, "synthq: inspect: give one qid, e.g. synthq inspect --store out/store kb001:questions:0, got 0 arguments (see synthq inspect --help)\n"},
+		{[]string{"export", "--out", "o"}, "synthq: export: --store is required (or --merge STORE…) (see synthq export --help)\n"},
+		{[]string{"export", "--merge", "a/store"}, "synthq: export: --merge: --out is required (see synthq export --help)\n"},
+		{[]string{"eval", "--queries", "q", "--qrels", "r"}, "synthq: eval: --corpus is required: the BEIR corpus.jsonl the queries search (see synthq eval --help)\n"},
 		{[]string{"version", "x"}, "synthq: version: takes no arguments, got \"x\" (see synthq version --help)\n"},
 	}
 	for _, tc := range cases {
@@ -336,5 +340,62 @@ func TestCachedRerunKeepsPaidFigures(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %s", want)
 		}
+	}
+}
+
+// Item 10 of issue 23: interop/package-lock.json lists every optional
+// dependency of every locked package (DuckDB's bindings for each platform),
+// so `npm ci` accepts it and `npm install` leaves it as it is: the tree stays
+// clean after the README's test command.
+func TestInteropLockComplete(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "interop", "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock struct {
+		Packages map[string]struct {
+			Version              string            `json:"version"`
+			Dependencies         map[string]string `json:"dependencies"`
+			OptionalDependencies map[string]string `json:"optionalDependencies"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(b, &lock); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range lock.Packages {
+		for dep, ver := range p.OptionalDependencies {
+			got, ok := lock.Packages["node_modules/"+dep]
+			if !ok {
+				t.Errorf("%s: optional dependency %s@%s is not in the lock (npm install would add it)", name, dep, ver)
+			} else if got.Version != ver && !strings.ContainsAny(ver, "^~<>*") {
+				t.Errorf("%s: optional dependency %s locked at %s, wants %s", name, dep, got.Version, ver)
+			}
+		}
+	}
+	if len(lock.Packages) < 5 {
+		t.Errorf("lock lists %d packages", len(lock.Packages))
+	}
+}
+
+// Inspect of a passage the run keeps out (--holdout) says so.
+func TestInspectHeldOut(t *testing.T) {
+	out := t.TempDir()
+	if code, msg := synthq(t, context.Background(), "run", "--offline", "--corpus", corpus, "--out", out, "--quiet",
+		"--min-candidates", "5", "--holdout", "2"); code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Holdout []string `json:"holdout_passages"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Holdout) != 2 {
+		t.Fatalf("manifest holdout_passages %v (%v)", m.Holdout, err)
+	}
+	code, got, errs := cliRun(t, "inspect", "--store", filepath.Join(out, "store"), m.Holdout[0]+":questions:0")
+	if want := "outcome  not asked by this run: the passage is held out (--holdout)\n"; code != 0 || !strings.Contains(got, want) {
+		t.Errorf("inspect of a held-out passage: exit %d, %s%s; want %q", code, got, errs, want)
 	}
 }

@@ -28,7 +28,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "queries", Usage: "BEIR queries.jsonl", Required: true},
 			&cli.StringFlag{Name: "qrels", Usage: "BEIR qrels TSV (header optional, LF or CRLF)", Required: true},
 			integer("concurrency", 16, "embeddings requests in flight"),
-			integer("max-retries", 8, "retries of a failed request"),
+			integer("max-retries", pipeline.DefaultMaxRetries, "retries of a failed request"),
 			&cli.BoolFlag{Name: "json", Usage: `print {"ndcg@10","recall@100","recall@1000","mrr@10","queries"} as JSON`},
 			&cli.StringFlag{Name: "run", Usage: "write the top 1000 per query as a TREC run file"},
 			&cli.StringFlag{Name: "adapter", Usage: "a query adapter from synthq adapt (adapter.safetensors): applied to the query vectors of the dense run of its embed model"},
@@ -38,6 +38,9 @@ func evalCommand() *cli.Command {
 }
 
 func runEval(c *cli.Context) error {
+	if c.String("corpus") == "" {
+		return usagef("eval", "--corpus is required: the BEIR corpus.jsonl the queries search")
+	}
 	cfg := pipeline.DefaultConfig()
 	cfg.Concurrency, cfg.MaxRetries = c.Int("concurrency"), c.Int("max-retries")
 	applyRetriever(c, cfg)

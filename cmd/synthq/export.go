@@ -40,13 +40,13 @@ A target flag not given keeps the value the run used (stored with its store);
 					}
 				}
 				if len(paths) == 0 {
-					return errors.New("export --merge: give the shard stores as arguments")
+					return usagef("export", "--merge: give the shard stores as arguments")
 				}
 				if !c.IsSet("out") {
-					return errors.New("export --merge: --out is required")
+					return usagef("export", "--merge: --out is required")
 				}
 			} else if paths[0] == "" {
-				return errors.New("export: --store is required (or --merge STORE…)")
+				return usagef("export", "--store is required (or --merge STORE…)")
 			}
 			var stores []*pipeline.Store
 			defer func() {

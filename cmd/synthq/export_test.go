@@ -234,9 +234,9 @@ func TestInteropWithNodeReaders(t *testing.T) {
 	dir := filepath.Join("..", "..", "interop")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "apache-arrow")); err != nil {
 		if os.Getenv("SYNTHQ_INTEROP") == "1" {
-			t.Fatalf("SYNTHQ_INTEROP=1 but interop/node_modules is missing: run npm install in interop/")
+			t.Fatalf("SYNTHQ_INTEROP=1 but interop/node_modules is missing: run npm ci in interop/")
 		}
-		t.Skip("interop readers not installed: (cd interop && npm install) to run this test")
+		t.Skip("interop readers not installed: (cd interop && npm ci) to run this test")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -214,5 +216,21 @@ seed: 3
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err %v, want %q", tc.file, err, tc.want)
 		}
+	}
+}
+
+// The flags' defaults are pipeline.DefaultConfig's: one set of defaults
+// whether synthq is run from the command line or used as a library.
+func TestFlagDefaultsAreDefaultConfig(t *testing.T) {
+	cfg, err := parseRun(t, "--corpus", "c.jsonl", "--out", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.DefaultConfig()
+	want.Corpus, want.Out, want.Store = "c.jsonl", "o", filepath.Join("o", "store")
+	if !reflect.DeepEqual(cfg, want) {
+		g, _ := json.Marshal(cfg)
+		w, _ := json.Marshal(want)
+		t.Errorf("flag defaults differ from DefaultConfig:\n flags %s\n  want %s", g, w)
 	}
 }

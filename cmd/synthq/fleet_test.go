@@ -394,7 +394,7 @@ func exitCode(err error) int {
 
 // startSynthq starts the binary with args and returns the command, a channel
 // that gets its exit, and its standard error (to read once it has exited).
-func startSynthq(t *testing.T, bin string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+func startSynthq(t testing.TB, bin string, args ...string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stderr := new(bytes.Buffer)

@@ -16,7 +16,7 @@ import (
 	"github.com/synthq/synthq/stages"
 )
 
-func manifestOf(t *testing.T, out string) stages.Manifest {
+func manifestOf(t testing.TB, out string) stages.Manifest {
 	t.Helper()
 	var m stages.Manifest
 	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))

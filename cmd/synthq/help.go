@@ -21,16 +21,16 @@ func flagGroups(command string) []flagGroup {
 	if command == "report" {
 		own = []flagGroup{{"Report", []string{"manifest", "examples", "sample"}}}
 	}
-	return append(own, []flagGroup{
-		{"Input and output", []string{"corpus", "out", "store", "merge", "queries", "qrels", "config", "offline",
-			"json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
+	groups := []flagGroup{
+		{"Input and output", []string{"corpus", "out", "store", "merge", "force", "prepared", "queries", "qrels", "config",
+			"offline", "json", "run", "report", "quiet", "id-field", "text-field", "title-field", "skip-invalid"}},
 		{"Query generation (LLM)", []string{"llm-url", "llm-model", "llm-api-key", "query-types", "queries-per-type",
 			"temperature", "top-p", "max-tokens", "no-n", "llm-extra", "examples", "few-shot", "max-passage-chars",
 			"max-query-words", "max-copied-words"}},
 		{"Passages asked about", []string{"dedup", "dedup-threshold", "max-passages", "holdout", "shard"}},
 		{"First-pass retrieval (mining)", []string{"retriever", "candidates", "roundtrip-k", "min-candidates",
 			"bm25-k1", "bm25-b", "rrf-k", "embed-url", "embed-model", "embed-api-key", "embed-batch",
-			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix"}},
+			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix", "dense-index", "adapter"}},
 		{"Teacher (cross-encoder)", []string{"teacher-url", "teacher-api", "teacher-model", "teacher-api-key",
 			"teacher-batch", "teacher-max-tokens", "teacher-tokenizer", "teacher-input"}},
 		{"Lists and export", []string{"list-size", "require-source-top1", "min-top-percentile", "norm", "dev-fraction",
@@ -40,7 +40,9 @@ func flagGroups(command string) []flagGroup {
 			"max-outage", "grace", "retry-failed", "no-overlap"}},
 		{"Query adapter", []string{"adapter", "rank", "epochs", "patience", "batch-size", "lr", "infonce", "learn-temp"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
-	}...)
+	}
+	// The command's own groups come right after input and output.
+	return slices.Concat(groups[:1], own, groups[1:])
 }
 
 type flagGroup struct {
@@ -185,7 +187,7 @@ func docOf(f cli.Flag) flagDoc {
 // boolDefault shows only a true default (a false one is the flag absent).
 func boolDefault(v bool) string {
 	if v {
-		return "true; --%s=false turns it off"
+		return "true"
 	}
 	return ""
 }
@@ -235,8 +237,8 @@ DESCRIPTION:
 			u = "(required) " + u
 		}
 		switch {
-		case d.kind == "" && strings.Contains(d.def, "%s"):
-			u += " (default: " + fmt.Sprintf(d.def, d.names[0]) + ")"
+		case d.kind == "" && d.def == "true":
+			u += " (default: true; --" + d.names[0] + "=false turns it off)"
 		case d.def != "":
 			u += " (default: " + d.def + ")"
 		}

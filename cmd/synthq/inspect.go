@@ -25,7 +25,7 @@ func inspectCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return errors.New("inspect: give one qid, e.g. synthq inspect --store out/store kb001:questions:0")
+				return usagef("inspect", "give one qid, e.g. synthq inspect --store out/store kb001:questions:0, got %d arguments", c.NArg())
 			}
 			st, cfg, err := openRun(c.String("store"))
 			if err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // buildBinary builds synthq once for tests that need a real process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "synthq")
 	cmd := exec.Command("go", "build", "-o", bin, ".")

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -51,7 +52,35 @@ func main() {
 			st.Stop(os.Stderr)
 		}
 	}()
-	os.Exit(runMain(st.Hard, os.Args, os.Stdout, os.Stderr))
+	stopProfile := cpuProfile(os.Getenv("SYNTHQ_CPUPROFILE"), os.Stderr)
+	code := runMain(st.Hard, os.Args, os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
+}
+
+// cpuProfile starts a pprof CPU profile written to path when path is set
+// (SYNTHQ_CPUPROFILE: where the CPU per request goes, see BENCHMARKS.md)
+// and returns the function that ends it; a profile that cannot be written
+// is a warning, never a failed run.
+func cpuProfile(path string, log io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(log, "warning: SYNTHQ_CPUPROFILE: %v\n", err)
+		if f != nil {
+			f.Close()
+		}
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // runMain runs the CLI and returns the exit status; tests call it directly.

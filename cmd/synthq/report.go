@@ -26,8 +26,10 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "report",
 		Usage: "write one self-contained HTML page that shows a run: funnel, query lengths, teacher scores, first-pass ranks, cost, examples, settings",
-		Description: `synthq report --store out/store --out report.html
-   Target flags (--list-size, --min-top-percentile, …) show the data as an export with them would write it.`,
+		Description: `Example:
+   synthq report --store out/store --out report.html
+
+Target flags (--list-size, --min-top-percentile, …) show the data as an export with them would write it.`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			st, cfgp, err := openRun(c.String("store"))

@@ -108,8 +108,10 @@ func TestDenseMiningFusedWithBM25(t *testing.T) {
 }
 
 // Dense alone, through a vLLM-style fake that refuses one over-long
-// passage: the passage is a failed item (exit 3, listed by stats), every
-// other passage is indexed, and a plain re-run does not ask about it again.
+// passage, with no window cut on our side (--embed-max-tokens -1: nothing
+// may be cut, so nothing is cut again either): the passage is a failed item
+// (exit 3, listed by stats), every other passage is indexed, and a plain
+// re-run does not ask about it again.
 func TestDenseRefusedPassage(t *testing.T) {
 	emb := fakes.NewEmbedder("vllm", "bge", 32)
 	emb.MaxInputWords = 45 // kb002 + prefix is 39 words; one passage is made longer below
@@ -122,7 +124,7 @@ func TestDenseRefusedPassage(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	args := []string{"run", "--offline", "--corpus", c, "--out", out, "--quiet", "--min-candidates", "5",
-		"--retriever", "dense", "--embed-url", emb.URL(), "--embed-model", "bge", "--roundtrip-k", "0"}
+		"--retriever", "dense", "--embed-url", emb.URL(), "--embed-model", "bge", "--roundtrip-k", "0", "--embed-max-tokens", "-1"}
 	code, msg := synthq(t, context.Background(), args...)
 	if code != exitFailedItems || !strings.Contains(msg, "1 failed item") {
 		t.Fatalf("exit %d, want 3 with one failed item: %s", code, msg)
@@ -138,6 +140,17 @@ func TestDenseRefusedPassage(t *testing.T) {
 	n := emb.Counter.Total()
 	if code, _ := synthq(t, context.Background(), args...); code != exitFailedItems || emb.Counter.Total() != n {
 		t.Errorf("re-run: exit %d, %d new requests; want 3 and none", code, emb.Counter.Total()-n)
+	}
+	// With the default window, vLLM's stated count ("maximum context length
+	// is 45 tokens. However, you requested 68 tokens") cuts it again, and
+	// it is embedded.
+	args[len(args)-1] = "512"
+	args[5] = filepath.Join(dir, "cut")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("default window: exit %d: %s", code, msg)
+	}
+	if mine := manifestOf(t, args[5]).Stages["mine"].Counts; mine["texts_cut_again"] != 1 || mine["passage_embedding_failed"] != 0 {
+		t.Errorf("default window: mine counts %v, want the long page cut again once and embedded", mine)
 	}
 }
 

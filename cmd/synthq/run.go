@@ -29,7 +29,7 @@ func runCommand() *cli.Command {
      --llm-url http://localhost:8000/v1 --llm-model meta-llama/Llama-3.1-8B-Instruct \
      --teacher-url http://localhost:8080 --teacher-api tei --teacher-model BAAI/bge-reranker-v2-m3
 
-   synthq run --offline --corpus testdata/corpus.jsonl --out out/   # no server at all`,
+   synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5   # no server at all`,
 		Flags:  flags,
 		Before: configSource(flags),
 		Action: func(c *cli.Context) error {

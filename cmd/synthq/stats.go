@@ -21,8 +21,8 @@ func statsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens (default: the run's)"},
-			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens (default: the run's)"},
+			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value"},
+			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value"},
 		},
 		Action: func(c *cli.Context) error {
 			st, err := pipeline.OpenStore(c.String("store"))
@@ -110,7 +110,7 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.To
 		use.PromptTokens, use.CompletionTokens, use.Cost, use.PriceInput, use.PriceOutput)
 	fmt.Fprintf(w, "          last run: %d requests, %d prompt + %d completion, cost %.4f\n",
 		use.LastRunRequests, use.LastRunPromptTokens, use.LastRunCompletionTokens, use.LastRunCost)
-	if p := use.PaidRun; p != nil && p.Requests != use.LastRunRequests {
+	if p := use.PaidRun; p != nil {
 		fmt.Fprintf(w, "          last run that sent requests (%s): %d requests, %d prompt + %d completion, cost %.4f, %.1fs\n",
 			p.Finished.UTC().Format("2006-01-02 15:04 UTC"), p.Requests, p.PromptTokens, p.CompletionTokens, p.Cost, p.Seconds)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -336,4 +337,60 @@ func TestProgressTotalAndInterruptedTokens(t *testing.T) {
 	if s := statsOf(t, out); s.Tokens.PromptTokens == 0 || s.Tokens.CompletionTokens == 0 {
 		t.Errorf("stats after an interrupted run: tokens %+v, want those of the stored answers", s.Tokens)
 	}
+}
+
+// tocCorpus is the test corpus plus two tables of contents (". . . . 394
+// POLLINATION AND POLLEN TUBE GROWTH . . ."), whose short tokens make the
+// 3-bytes-a-token estimate's cut ~20% over a 512-token window by the
+// server's count, as SciFact passage 86217760 against llama-server.
+func tocCorpus(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(readFile(t, corpus))
+	for i, topic := range []string{"POLLINATION AND POLLEN TUBE GROWTH", "SEED DORMANCY AND GERMINATION"} {
+		text := "Contents. " + strings.Repeat(". . . . . . "+strconv.Itoa(394+i*7)+" "+topic+" . . . . . . ", 50)
+		line, _ := json.Marshal(map[string]string{"_id": "toc" + strconv.Itoa(i+1), "title": "Plant physiology, contents", "text": text})
+		b.Write(append(line, '\n'))
+	}
+	p := filepath.Join(t.TempDir(), "corpus.jsonl")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A 512-token llama.cpp embedder and reranker and passages of short tokens
+// (issue 26): the estimate's cut is refused ("input (N tokens) is too large
+// to process"); each refused text is cut again from the count the server
+// states and sent alone, so the run exits 0 with no failed item, and stats
+// shows how many inputs were cut again, for the embedder and the teacher.
+func TestWindowCutAgainFromServerCount(t *testing.T) {
+	out := t.TempDir()
+	_, rr, args := fakeArgs(t, "cohere", out)
+	rr.Flavor, rr.MaxTokens = "llamacpp", 512
+	emb := fakes.NewEmbedder("llamacpp", "bge-base-en-v1.5-f16.gguf", 32)
+	emb.PhysicalBatch = 512
+	defer emb.Close()
+	args = append(withCorpus(args, tocCorpus(t)), "--query-types", "questions,titles", "--max-retries", "2",
+		"--retriever", "bm25,dense", "--embed-url", emb.Server.URL, "--embed-model", "bge", "--min-top-percentile", "0")
+	code, msg := synthq(t, context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: %s", code, msg)
+	}
+	if s := statsOf(t, out); len(s.Failures) != 0 {
+		t.Errorf("failures %+v, want none", s.Failures)
+	}
+	m := manifestOf(t, out)
+	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	if mine["texts_cut_again"] < 2 || lab["candidates_cut_again"] < 1 {
+		t.Errorf("mine texts_cut_again %d, label candidates_cut_again %d: want both tables of contents cut again", mine["texts_cut_again"], lab["candidates_cut_again"])
+	}
+	if lab["failed"] != 0 || lab["candidates_refused"] != 0 || mine["passage_embedding_failed"] != 0 {
+		t.Errorf("label %v, mine %v: want nothing refused", lab, mine)
+	}
+	_, text := synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"))
+	if !strings.Contains(text, "texts_cut_again") || !strings.Contains(text, "candidates_cut_again") {
+		t.Errorf("stats does not show the inputs cut again:\n%s", text)
+	}
+	t.Logf("mine %v\nlabel %v", mine, lab)
 }

@@ -170,7 +170,7 @@ func (f *Embedder) embed(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Flavor == "llamacpp" {
 		for _, in := range inputs {
-			n := Tokens(in) + 2
+			n := WindowTokens(in) + 2
 			switch {
 			case f.PhysicalBatch > 0 && n > f.PhysicalBatch:
 				f.fail(w, 500, "", fmt.Sprintf("input (%d tokens) is too large to process. increase the physical batch size (current batch size: %d)", n, f.PhysicalBatch))

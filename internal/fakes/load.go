@@ -264,3 +264,93 @@ func Up(s *httptest.Server) error {
 	go s.Config.Serve(l)
 	return nil
 }
+
+// TokenBatching is a TEI-like engine (text-embeddings-inference serving a
+// cross-encoder): requests wait in a FIFO queue; the engine runs one batch
+// at a time, taking requests from the queue while their tokens fit
+// MaxBatchTokens (a request larger than that runs alone), and a batch of n
+// tokens takes Base + PerToken·n. Latency grows with the tokens in the
+// batch, so the best rate needs enough requests in flight to fill each
+// batch and the next one waiting: at capacity it serves MaxBatchTokens
+// tokens per Base + PerToken·MaxBatchTokens. With MaxInFlight (TEI's
+// --max-concurrent-requests, 512 by default) a request beyond that is
+// refused with TEI's 429. A request's tokens are Tokens of its body.
+type TokenBatching struct {
+	Base           time.Duration
+	PerToken       time.Duration
+	MaxBatchTokens int
+
+	mu      sync.Mutex
+	queue   []*tokenJob
+	active  bool
+	served  int64
+	tokens  int64
+	batches int64
+}
+
+type tokenJob struct {
+	tokens int
+	done   chan struct{}
+}
+
+// BestRate is the requests per second with full batches of requests of the
+// mean size served so far (0 before any).
+func (b *TokenBatching) BestRate() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.served == 0 {
+		return 0
+	}
+	mean := float64(b.tokens) / float64(b.served)
+	full := b.Base + time.Duration(b.MaxBatchTokens)*b.PerToken
+	return float64(b.MaxBatchTokens) / mean / full.Seconds()
+}
+
+// MeanBatch is the mean requests per batch so far.
+func (b *TokenBatching) MeanBatch() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.batches == 0 {
+		return 0
+	}
+	return float64(b.served) / float64(b.batches)
+}
+
+func (b *TokenBatching) serve(tokens int) {
+	j := &tokenJob{tokens: max(tokens, 1), done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, j)
+	if !b.active {
+		b.active = true
+		go b.loop()
+	}
+	b.mu.Unlock()
+	<-j.done
+}
+
+// loop runs batches while there is work; it ends when the queue is empty.
+func (b *TokenBatching) loop() {
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.active = false
+			b.mu.Unlock()
+			return
+		}
+		n, sum := 0, 0
+		for n < len(b.queue) && (n == 0 || sum+b.queue[n].tokens <= b.MaxBatchTokens) {
+			sum += b.queue[n].tokens
+			n++
+		}
+		batch := append([]*tokenJob(nil), b.queue[:n]...)
+		b.queue = b.queue[n:]
+		b.served += int64(n)
+		b.tokens += int64(sum)
+		b.batches++
+		b.mu.Unlock()
+		time.Sleep(b.Base + time.Duration(sum)*b.PerToken)
+		for _, j := range batch {
+			close(j.done)
+		}
+	}
+}

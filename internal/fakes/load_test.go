@@ -196,3 +196,46 @@ func TestDownUpSamePort(t *testing.T) {
 		t.Fatalf("after Up: HTTP %d", code)
 	}
 }
+
+// TEI-like token batching: requests that fit one token budget run in one
+// batch whose time grows with its tokens; more than fit wait for the next
+// batch. A slot refusal carries Retry-After when set.
+func TestTokenBatchingShapeAndRetryAfter(t *testing.T) {
+	rr := NewReranker("tei", "m", func(f *Reranker) {
+		f.TokenBatching = &TokenBatching{Base: 2 * time.Millisecond, PerToken: 20 * time.Microsecond, MaxBatchTokens: 1000}
+	})
+	defer rr.Close()
+	body, _ := json.Marshal(map[string]any{"query": "q", "texts": []string{strings.Repeat("word ", 300)}}) // ~340 tokens
+	per := Tokens(string(body))
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ { // two fit the budget (three would be over 1000 tokens): three batches
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, _, b := post(t, rr.URL+"/rerank", body); code != 200 {
+				t.Errorf("HTTP %d: %s", code, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, fit := rr.TokenBatching.MeanBatch(), float64(1000/per); got < 1 || got > fit {
+		t.Errorf("mean batch %.1f requests, want between 1 and %.0f (%d tokens each, budget 1000)", got, fit, per)
+	}
+	want := float64(1000) / float64(per) / (2*time.Millisecond + 1000*20*time.Microsecond).Seconds()
+	if r := rr.TokenBatching.BestRate(); r < want*0.99 || r > want*1.01 {
+		t.Errorf("best rate %.1f, want %.1f", r, want)
+	}
+
+	slot := NewReranker("tei", "m", func(f *Reranker) {
+		f.Latency, f.MaxInFlight, f.RetryAfter = 200*time.Millisecond, 1, time.Second
+	})
+	defer slot.Close()
+	done := make(chan struct{})
+	go func() { post(t, slot.URL+"/rerank", body); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	code, h, b := post(t, slot.URL+"/rerank", body)
+	if code != 429 || h.Get("Retry-After") != "1" || !strings.Contains(string(b), "Model is overloaded") {
+		t.Errorf("beyond the slots: HTTP %d, Retry-After %q, body %s", code, h.Get("Retry-After"), b)
+	}
+	<-done
+}

@@ -51,9 +51,22 @@ type controller struct {
 	probing   bool // the current window measures a raised limit
 	probeFrom int
 	wins      int // windows since slow start ended
+
+	// ceiling is the most in flight the server took beside a refusal (the
+	// limit a refusal cut to): a slot server's slot count. 0: none seen,
+	// or the server has taken more since.
+	ceiling int
+	// probeGap is the windows between probes; it doubles (up to
+	// maxProbeGap) each time a probe past the ceiling is refused, so a
+	// settled slot server is probed rarely, and is probeEvery again once a
+	// probe past it is answered.
+	probeGap int
 }
 
-const probeEvery = 8
+const (
+	probeEvery  = 8
+	maxProbeGap = 128
+)
 
 // fullShare is the share of the limit that the requests in flight must fill,
 // on average over a window, for the window's rate to say anything about the
@@ -63,7 +76,7 @@ const fullShare = 0.8
 func newController(initial, ceiling int, fixed bool) *controller {
 	ceiling = max(ceiling, 1)
 	initial = min(max(initial, 1), ceiling)
-	return &controller{fixed: fixed, limit: initial, max: ceiling}
+	return &controller{fixed: fixed, limit: initial, max: ceiling, probeGap: probeEvery}
 }
 
 // started records a request sent at now with inFlight requests now in
@@ -139,6 +152,9 @@ func (c *controller) window(rate float64, full bool, now time.Time) {
 		c.probing = false
 		if rate > c.lastRate*1.05 {
 			c.lastRate, c.lastLimit = rate, c.limit
+			if c.ceiling > 0 && c.limit > c.ceiling {
+				c.ceiling, c.probeGap = 0, probeEvery // the server took more: capacity grew
+			}
 			return
 		}
 		c.limit = c.probeFrom
@@ -148,9 +164,17 @@ func (c *controller) window(rate float64, full bool, now time.Time) {
 			c.lastRate = 0.5*c.lastRate + 0.5*rate
 		}
 		c.wins++
-		if c.wins%probeEvery == 0 && full && c.limit < c.max {
+		if c.wins >= c.probeGap && full && c.limit < c.max {
+			c.wins = 0
 			c.probing, c.probeFrom = true, c.limit
-			c.limit = min(c.limit+max(1, c.limit/8), c.max)
+			step := max(1, c.limit/8)
+			if c.ceiling > 0 && c.limit+step > c.ceiling {
+				// Past a ceiling the server refused at: one more at a
+				// time, so a refused probe costs one refusal, not an
+				// eighth of the limit.
+				step = max(1, c.ceiling+1-c.limit)
+			}
+			c.limit = min(c.limit+step, c.max)
 		}
 	}
 }
@@ -166,8 +190,16 @@ func (c *controller) overloaded(seq uint64, inFlight int, now time.Time) {
 	if c.fixed {
 		return
 	}
-	if l := max(inFlight-1, 1); l < c.limit {
+	l := max(inFlight-1, 1)
+	if c.probing && c.ceiling > 0 && l >= c.ceiling {
+		// A probe past the ceiling refused again: probe more rarely.
+		c.probeGap = min(2*c.probeGap, maxProbeGap)
+	}
+	if l < c.limit {
 		c.limit = l
+	}
+	if c.steady || c.ceiling == 0 {
+		c.ceiling = l
 	}
 	c.afterCut(now)
 }

@@ -463,8 +463,12 @@ func TestSchedulerSlotServersWithRetryAfter(t *testing.T) {
 					if ratio < 0.90 {
 						t.Errorf("reached %.1f%% of capacity, want ≥ 90%%", 100*ratio)
 					}
-					if refused > 0.05 {
-						t.Errorf("refused %.2f%% of requests, want < 5%%", 100*refused)
+					// After settling, a ceiling the server refused at is
+					// probed one past, rarely (issue 26): only slow start's
+					// wave of refusals remains (probing an eighth past it
+					// every 8 windows refused 0.8–0.95%).
+					if refused > 0.005 {
+						t.Errorf("refused %.2f%% of requests, want < 0.5%%", 100*refused)
 					}
 				})
 			}

@@ -7,6 +7,7 @@
 package window
 
 import (
+	"regexp"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -75,6 +76,11 @@ func (c Cutter) Cut(text string, used int) (string, bool) {
 	if c.count(text) <= budget {
 		return text, false
 	}
+	return c.cutTo(text, budget), true
+}
+
+// cutTo cuts text to at most budget tokens (see Cut).
+func (c Cutter) cutTo(text string, budget int) string {
 	// Ends of words: the index just past each word.
 	var ends []int
 	inWord := false
@@ -95,7 +101,7 @@ func (c Cutter) Cut(text string, used int) (string, bool) {
 		}
 	}
 	if lo > 0 {
-		return text[:ends[lo-1]], true
+		return text[:ends[lo-1]]
 	}
 	// The first word alone is over the budget: cut it by runes.
 	n := 0
@@ -106,5 +112,83 @@ func (c Cutter) Cut(text string, used int) (string, bool) {
 		}
 		n += size
 	}
-	return text[:n], true
+	return text[:n]
+}
+
+// Stated reads what a server said when it refused an input as too long:
+// the tokens it counted (stated) and its window (limit, 0 when it did not
+// say). ok is false when the message states no count. The forms:
+//
+//   - llama.cpp: "input (617 tokens) is too large to process. increase the
+//     physical batch size (current batch size: 512)"
+//   - vLLM / OpenAI: "This model's maximum context length is 512 tokens.
+//     However, you requested 617 tokens (…)"
+//   - llama.cpp, over a slot's context: "request (617 tokens) exceeds the
+//     available context size (512 tokens), try increasing it"
+//   - TEI: "Input validation error: `inputs` must have less than 512 tokens.
+//     Given: 617"
+func Stated(msg string) (stated, limit int, ok bool) {
+	atoi := func(re *regexp.Regexp) int {
+		if m := re.FindStringSubmatch(msg); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil {
+				return n
+			}
+		}
+		return 0
+	}
+	stated = max(atoi(reInputTokens), atoi(reRequested), atoi(reGiven))
+	limit = max(atoi(reBatchSize), atoi(reMaxContext), atoi(reLessThan), atoi(reContextSize))
+	return stated, limit, stated > 0
+}
+
+var (
+	reInputTokens = regexp.MustCompile(`(?i)(?:input|request) \((\d+) tokens\)`)
+	reContextSize = regexp.MustCompile(`(?i)context size \((\d+) tokens\)`)
+	reRequested   = regexp.MustCompile(`(?i)requested (\d+) tokens`)
+	reGiven       = regexp.MustCompile(`(?i)given:? (\d+)`)
+	reBatchSize   = regexp.MustCompile(`(?i)current batch size:? (\d+)`)
+	reMaxContext  = regexp.MustCompile(`(?i)maximum context length is (\d+)`)
+	reLessThan    = regexp.MustCompile(`(?i)less than (\d+) tokens`)
+)
+
+// MaxRecuts is how many times a client cuts one refused input again before
+// it fails the item with the server's words.
+const MaxRecuts = 3
+
+// RecutMargin is the share of the server's window a text cut again aims
+// at: the count that proved wrong once is not trusted to the token.
+const RecutMargin = 0.9
+
+// Recut cuts text again after the server refused it as too long (msg is
+// the server's words), with used tokens of other input beside it (the
+// query, for a teacher's pair), as Cut counts them. Where the server
+// states its count (Stated), the whole input is scaled by window/stated
+// with a margin: the text keeps (used + text + Reserve)·RecutMargin·window/
+// stated − used − Reserve tokens of our count, window being the server's
+// limit if it said it, else MaxTokens. Where it states none, the text keeps
+// three quarters of its count. ok is false when nothing is cut (no window
+// is set: the user asked for no cut) or the text cannot get shorter. Each
+// call shrinks the text, so a caller that retries a few times converges.
+func (c Cutter) Recut(text string, used int, msg string) (string, bool) {
+	if c.MaxTokens <= 0 || text == "" {
+		return text, false
+	}
+	have := c.count(text)
+	budget := have * 3 / 4
+	if stated, limit, ok := Stated(msg); ok {
+		if limit <= 0 {
+			limit = c.MaxTokens
+		}
+		total := float64(used + have + c.Reserve)
+		budget = int(total*RecutMargin*float64(limit)/float64(stated)) - used - c.Reserve
+	}
+	budget = min(budget, have-max(1, have/20)) // always shorter, by at least 5%
+	if budget < 1 {
+		return text, false
+	}
+	cut := c.cutTo(text, budget)
+	if cut == "" || len(cut) >= len(text) {
+		return text, false
+	}
+	return cut, true
 }

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -56,5 +57,87 @@ func TestCut(t *testing.T) {
 	}
 	if (Cutter{MaxTokens: 512}).Desc() == (Cutter{MaxTokens: 256}).Desc() || (Cutter{}).Desc() != "" {
 		t.Error("Desc does not tell windows apart")
+	}
+}
+
+func TestStated(t *testing.T) {
+	cases := []struct {
+		msg         string
+		stated, lim int
+		ok          bool
+	}{
+		{"input (617 tokens) is too large to process. increase the physical batch size (current batch size: 512)", 617, 512, true},
+		{"input (607 tokens) is too large to process. increase the physical batch size", 607, 0, true},
+		{"This model's maximum context length is 512 tokens. However, you requested 617 tokens in the input for embedding generation. Please reduce the length of the input.", 617, 512, true},
+		{"This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (8950 in the messages, 50 in the completion).", 9000, 8192, true},
+		{"Input validation error: `inputs` must have less than 512 tokens. Given: 617", 617, 512, true},
+		{"input is too large to process. increase the physical batch size", 0, 0, false},
+		{"the request exceeds the available context size, try increasing it", 0, 0, false},
+		{"request (617 tokens) exceeds the available context size (512 tokens), try increasing it", 617, 512, true},
+	}
+	for _, tc := range cases {
+		s, l, ok := Stated(tc.msg)
+		if s != tc.stated || l != tc.lim || ok != tc.ok {
+			t.Errorf("Stated(%q) = %d, %d, %v; want %d, %d, %v", tc.msg, s, l, ok, tc.stated, tc.lim, tc.ok)
+		}
+	}
+}
+
+// A text of short tokens (a table of contents: ". . . . 394 POLLINATION")
+// cut by the 3-bytes-a-token estimate is over a 512-token window by the
+// server's count; cut again from the count the server states, it fits
+// within a few rounds, for an embedder's text and a teacher's pair alike.
+func TestRecutConverges(t *testing.T) {
+	// The server's tokenizer: every run of dots or spaces-and-dots is a
+	// token per dot, words a token per 4 bytes.
+	server := func(s string) int {
+		n := 0
+		for _, w := range strings.Fields(s) {
+			if strings.Trim(w, ".") == "" {
+				n += len(w)
+				continue
+			}
+			n += (len(w) + 3) / 4
+		}
+		return n
+	}
+	toc := strings.Repeat(". . . . . . 394 POLLINATION AND POLLEN TUBE GROWTH . . . . . . ", 60)
+	for _, tc := range []struct {
+		name    string
+		reserve int
+		query   string
+	}{{"embed", 2, ""}, {"teacher pair", 8, "how does the pollen tube grow toward the ovule"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Cutter{MaxTokens: 512, Reserve: tc.reserve}
+			used := c.Tokens(tc.query)
+			text, _ := c.Cut(toc, used)
+			rounds := 0
+			for {
+				n := server(tc.query) + server(text) + tc.reserve
+				if n <= 512 {
+					break
+				}
+				if rounds++; rounds > 3 {
+					t.Fatalf("still %d server tokens after 3 cuts again", n)
+				}
+				msg := fmt.Sprintf("input (%d tokens) is too large to process. increase the physical batch size (current batch size: 512)", n)
+				cut, ok := c.Recut(text, used, msg)
+				if !ok || len(cut) >= len(text) {
+					t.Fatalf("round %d: no shorter cut (%v)", rounds, ok)
+				}
+				text = cut
+			}
+			n := server(tc.query) + server(text) + tc.reserve
+			t.Logf("fits after %d cut(s) again: %d server tokens, %d bytes", rounds, n, len(text))
+			if rounds == 0 {
+				t.Fatal("the estimate's cut already fit: the test shows nothing")
+			}
+			if n < 512*7/10 {
+				t.Errorf("cut to %d server tokens: far more than needed was thrown away", n)
+			}
+		})
+	}
+	if _, ok := (Cutter{}).Recut("text", 0, "input (600 tokens) is too large"); ok {
+		t.Error("no window set: nothing may be cut again")
 	}
 }

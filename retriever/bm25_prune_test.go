@@ -1,0 +1,100 @@
+package retriever
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// assertPrunedEqualsExhaustive checks that MaxScore returns the same hits
+// (ids, ranks and float32 scores bit for bit, ties included) as scoring every
+// posting, for each query and each k.
+func assertPrunedEqualsExhaustive(t *testing.T, ix *BM25, queries []string, ks []int) {
+	t.Helper()
+	ctx := context.Background()
+	s := ix.scratch.Get().(*searchScratch)
+	defer ix.scratch.Put(s)
+	bad := 0
+	for _, q := range queries {
+		for _, k := range ks {
+			if err := ctx.Err(); err != nil {
+				t.Fatal(err)
+			}
+			ix.queryTerms(s, q) // MaxScore itself, whatever the query's size
+			got := ix.maxScore(s, k)
+			want := ix.searchExhaustive(q, k)
+			if len(want) == 0 {
+				want = nil
+			}
+			if len(got) == 0 {
+				got = nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				bad++
+				if bad <= 3 {
+					t.Errorf("query %q k=%d: pruned %d hits differ from exhaustive %d", q, k, len(got), len(want))
+					for i := range min(len(got), len(want)) {
+						if got[i] != want[i] {
+							t.Errorf("  first difference at rank %d: pruned %+v, exhaustive %+v", i+1, got[i], want[i])
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d searches differ", bad, len(queries)*len(ks))
+	}
+}
+
+func TestMaxScoreEqualsExhaustiveSynthetic(t *testing.T) {
+	ids, texts, queries := zipfCorpus(20_000)
+	// Exact copies make equal scores, so ties are exercised.
+	for i := 0; i < 2000; i++ {
+		texts[i*7] = texts[i*7+3]
+	}
+	b := NewBM25Builder(nil, nil)
+	b.AddBatch(ids, texts, 0)
+	ix := b.Build()
+	queries = append(queries, "", "the of and", texts[3], texts[100][:40])
+	assertPrunedEqualsExhaustive(t, ix, queries[:400], []int{1, 10, 100, 1000})
+}
+
+func TestMaxScoreEqualsExhaustiveSciFact(t *testing.T) {
+	dir := sciFactDir(t)
+	ix := buildSciFact(t, dir)
+	var qs []string
+	for _, q := range readJSONL[beirDoc](t, filepath.Join(dir, "queries.jsonl")) {
+		qs = append(qs, q.Text)
+	}
+	assertPrunedEqualsExhaustive(t, ix, qs, []int{10, 100, 1000})
+}
+
+// TestMaxScoreTies: passages with identical scores rank by insertion order
+// whichever part of the list pruning skipped.
+func TestMaxScoreTies(t *testing.T) {
+	b := NewBM25Builder(nil, nil)
+	ids := []string{}
+	for i := 0; i < 500; i++ {
+		id := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		ids = append(ids, id)
+		switch i % 3 {
+		case 0:
+			b.Add(id, "alpha beta gamma")
+		case 1:
+			b.Add(id, "alpha delta epsilon")
+		default:
+			b.Add(id, "zeta eta theta")
+		}
+	}
+	ix := b.Build()
+	for _, q := range []string{"alpha beta", "alpha", "beta gamma delta", "alpha zeta"} {
+		assertPrunedEqualsExhaustive(t, ix, []string{q}, []int{1, 5, 50, 400})
+	}
+	hits, _ := ix.Search(context.Background(), "alpha beta", 3)
+	if hits[0].DocID != ids[0] || hits[1].DocID != ids[3] || hits[2].DocID != ids[6] {
+		t.Errorf("ties: got %v, want the earliest passages with both terms", hits)
+	}
+}
