@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/internal/window"
 )
 
@@ -234,16 +235,16 @@ func (c *Client) call(ctx context.Context, texts []string) ([][]float32, error) 
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "embed", URL: httpx.RedactURL(c.endpoint), Err: err}
+			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "embed", URL: redact.URL(c.endpoint), Err: err}
 		}
 		if status/100 != 2 {
-			return nil, fault(httpx.RedactURL(c.endpoint), status, httpx.ErrorText(b))
+			return nil, fault(redact.URL(c.endpoint), status, httpx.ErrorText(b))
 		}
 		vecs, err := c.decode(b, len(texts))
 		if err == nil {
 			return vecs, nil
 		}
-		lastErr = fmt.Errorf("embed: answer from %s: %w", httpx.RedactURL(c.endpoint), err)
+		lastErr = fmt.Errorf("embed: answer from %s: %w", redact.URL(c.endpoint), err)
 	}
 	return nil, lastErr
 }

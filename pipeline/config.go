@@ -134,6 +134,11 @@ type Config struct {
 	// passages whose id hashes to i modulo N; every shard reads the whole
 	// corpus, so mining and scoring see all passages. "" is the whole corpus.
 	Shard string `json:"shard,omitempty"`
+	// Prepared is the folder of a prepared corpus (synthq prepare) the run
+	// reads instead of the corpus file; "" reads the corpus. Not stored and
+	// not part of any fingerprint: a run on a prepared corpus computes
+	// exactly what a run on the corpus file computes.
+	Prepared string `json:"-"`
 	// Concurrency pins the requests in flight to every endpoint; 0 (auto)
 	// lets each endpoint's scheduler find its own limit, up to
 	// MaxConcurrency. The per-role values, when set, win for their role.

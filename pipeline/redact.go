@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // MarshalJSON encodes the config as a person reads it and a program parses
 // it: durations as Go durations ("30s", "1h30m0s"), concurrency as the
 // flag takes it ("auto" or a whole number), and every server URL passed
-// through httpx.RedactURL (no user information, no key-like query values),
+// through redact.URL (no user information, no key-like query values),
 // so the stored config, the manifest and anything else that encodes a
 // Config never carry a credential given in a URL. Nothing reads URLs back
 // from a stored config: a run takes them from its flags, and Fingerprint
@@ -127,14 +127,14 @@ func (n *concurrencyJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// RedactURLs is httpx.RedactURL of each URL (nil stays nil).
+// RedactURLs is redact.URL of each URL (nil stays nil).
 func RedactURLs(urls []string) []string {
 	if urls == nil {
 		return nil
 	}
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = httpx.RedactURL(u)
+		out[i] = redact.URL(u)
 	}
 	return out
 }

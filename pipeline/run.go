@@ -56,8 +56,13 @@ type Env struct {
 	Stop context.Context
 	// NoOverlap runs the stages strictly in turn (Ahead is not used).
 	NoOverlap bool
-	counters  sync.Map // stage -> *Counters
-	refusals  sync.Map // role -> *Refusals
+	// Prepared, when set, is the read-only store of a prepared corpus
+	// (synthq prepare): the corpus stage copies its passages and selection
+	// instead of reading the corpus file, and dense mining reads its passage
+	// vectors instead of embedding the corpus.
+	Prepared *Store
+	counters sync.Map // stage -> *Counters
+	refusals sync.Map // role -> *Refusals
 
 	mu   sync.RWMutex
 	next map[string]*aheadIn // producing stage -> input of the next stage working ahead

@@ -36,8 +36,9 @@ const (
 // Store is the Badger database every stage reads from and writes to. It is
 // safe for concurrent use. One process may hold a store at a time.
 type Store struct {
-	db   *badger.DB
-	path string
+	db       *badger.DB
+	path     string
+	readOnly bool
 }
 
 // ErrStoreLocked is returned by OpenStore when another process holds the store.
@@ -76,6 +77,31 @@ func OpenStore(dir string) (*Store, error) {
 	return &Store{db: db, path: dir}, nil
 }
 
+// OpenStoreReadOnly opens the store at dir for reading only, as many
+// processes at once may (a prepared corpus on a shared volume or NFS read by
+// every shard of a job): it takes no lock, writes nothing (not even at
+// Close) and fails if dir holds no store. The store must have been closed
+// cleanly by the process that wrote it (synthq prepare does). Writes to it
+// fail.
+func OpenStoreReadOnly(dir string) (*Store, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithReadOnly(true).
+		WithBypassLockGuard(true).
+		WithCompactL0OnClose(false).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(valueLogFileSize).
+		WithBlockCacheSize(64 << 20)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s read-only: %w", dir, err)
+	}
+	return &Store{db: db, path: dir, readOnly: true}, nil
+}
+
 // lockWait is how long OpenStore retries a held store lock.
 const lockWait = time.Second
 
@@ -94,6 +120,12 @@ const valueLogFileSize = 128 << 20
 
 // Close reclaims dead space in the value log, flushes and releases the store.
 func (s *Store) Close() error {
+	if s.readOnly {
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("close store %s: %w", s.path, err)
+		}
+		return nil
+	}
 	gcErr := s.ReclaimSpace()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)

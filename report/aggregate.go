@@ -23,7 +23,10 @@ import (
 	"strings"
 
 	"github.com/synthq/synthq/adapter"
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/prompts"
 	"github.com/synthq/synthq/retriever"
 	"github.com/synthq/synthq/stages"
 )
@@ -203,7 +206,7 @@ type KV struct{ Key, Value string }
 type FailureGroup struct {
 	Stage    string
 	Count    int
-	Examples []stages.Failure
+	Examples []dataset.Failure
 }
 
 // Data is everything the page shows.
@@ -344,16 +347,12 @@ func (b *builder) drop(stage, reason, qtype string, h uint64, ex func() Example)
 
 // Filter drops that mean no answer, and those that mean a duplicate.
 var (
-	unanswered = []string{stages.DropLLMFailed, stages.DropNotGenerated}
-	duplicates = []string{stages.DropDuplicatePassage, stages.DropDuplicateCorpus, stages.DropDuplicateAcrossShards}
+	unanswered = []string{dataset.DropLLMFailed, dataset.DropNotGenerated}
+	duplicates = []string{dataset.DropDuplicatePassage, dataset.DropDuplicateCorpus, dataset.DropDuplicateAcrossShards}
 )
 
 func (b *builder) scanQueries() error {
-	return b.st.Scan(pipeline.PrefixQuery, func(qid string, v []byte) error {
-		var q stages.Query
-		if err := json.Unmarshal(v, &q); err != nil {
-			return fmt.Errorf("report: query %s: %w", qid, err)
-		}
+	return dataset.ScanJSON(b.st, pipeline.PrefixQuery, func(qid string, q dataset.Query) error {
 		a := b.typ(q.Type)
 		a.slots++
 		if !slices.Contains(unanswered, q.Drop) {
@@ -374,7 +373,7 @@ func (b *builder) scanQueries() error {
 			ex := Example{QID: qid, Type: q.Type, Query: q.Text, Stage: "filter", Reason: q.Drop, Inspect: b.inspect(qid)}
 			ex.Source.DocID = q.DocID
 			if !slices.Contains(unanswered, q.Drop) {
-				if ans, err := stages.AnswerFor(b.st, &q); err == nil && ans != nil {
+				if ans, err := dataset.AnswerFor(b.st, &q); err == nil && ans != nil {
 					ex.Answer = ans.Content
 				}
 			}
@@ -386,13 +385,9 @@ func (b *builder) scanQueries() error {
 
 func (b *builder) scanMined() error {
 	b.mineS.k = b.o.Sample
-	return b.st.Scan(pipeline.PrefixMined, func(qid string, v []byte) error {
-		var m stages.Mined
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("report: mined %s: %w", qid, err)
-		}
+	return dataset.ScanJSON(b.st, pipeline.PrefixMined, func(qid string, m dataset.Mined) error {
 		b.minedN++
-		if m.Drop != stages.DropEmbedFailed {
+		if m.Drop != dataset.DropEmbedFailed {
 			b.mineS.offer(b.hash("mine", qid), func() minedQuery { return minedQuery{qid, m.DocID, m.Query} })
 		}
 		if m.Drop == "" {
@@ -411,7 +406,7 @@ const scoreBins = 24
 
 func (b *builder) scanLabelled() error {
 	cfg := b.cfg
-	t, err := stages.ComputeTargets(b.ctx, b.st, cfg)
+	t, err := dataset.ComputeTargets(b.ctx, b.st, cfg)
 	if err != nil {
 		return err
 	}
@@ -445,15 +440,11 @@ func (b *builder) scanLabelled() error {
 		span = 1
 	}
 	fine := newHist(-span, span, 2*marginFine)
-	top1, top1Cfg := &stages.Targets{MinTop: math.Inf(-1)}, *cfg
+	top1, top1Cfg := &dataset.Targets{MinTop: math.Inf(-1)}, *cfg
 	top1Cfg.RequireSourceTop1, top1Cfg.ListSize = true, math.MaxInt32
 	var marginSum float64
 	var marginPos int64
-	err = b.st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
-		var l stages.Labelled
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("report: labelled %s: %w", qid, err)
-		}
+	err = dataset.ScanJSON(b.st, pipeline.PrefixLabel, func(qid string, l dataset.Labelled) error {
 		a := b.typ(l.Type)
 		a.labelled++
 		s.Lists++
@@ -576,7 +567,7 @@ func floorDiv(a, b int) int {
 }
 
 // byScore returns the indices of the n best-scored candidates.
-func byScore(l *stages.Labelled, n int) []int {
+func byScore(l *dataset.Labelled, n int) []int {
 	idx := make([]int, len(l.DocIDs))
 	for i := range idx {
 		idx[i] = i
@@ -585,7 +576,7 @@ func byScore(l *stages.Labelled, n int) []int {
 	return idx[:min(n, len(idx))]
 }
 
-func candidates(l *stages.Labelled, idx []int, t *stages.Targets, cfg *pipeline.Config) []Cand {
+func candidates(l *dataset.Labelled, idx []int, t *dataset.Targets, cfg *pipeline.Config) []Cand {
 	out := make([]Cand, len(idx))
 	for k, i := range idx {
 		out[k] = Cand{DocID: l.DocIDs[i], Raw: l.Raw[i], Score: t.Normalise(l.Raw[i], cfg), Rank: l.Ranks[i], Source: l.DocIDs[i] == l.DocID}
@@ -601,7 +592,7 @@ func (b *builder) firstPass() error {
 	fp := &b.d.FirstPass
 	fp.Queries = b.minedN
 	fp.RoundtripK = cfg.RoundtripK
-	runs, err := stages.FirstPassRuns(b.st, cfg)
+	runs, err := dataset.FirstPassRuns(b.st, cfg)
 	if err != nil {
 		return err
 	}
@@ -635,7 +626,7 @@ func (b *builder) firstPass() error {
 		lists := make([][]string, len(runs))
 		missing := false
 		for r, run := range runs {
-			ids, ok, err := stages.StoredHits(b.st, run, q.query)
+			ids, ok, err := dataset.StoredHits(b.st, run, q.query)
 			if err != nil {
 				return err
 			}
@@ -754,15 +745,15 @@ func (b *builder) copying() error {
 	d.Copied = newHist(-0.5, float64(n)+0.5, n+1)
 	d.CopiedOf = b.uniqueN
 	for _, q := range b.copyS.sorted() {
-		var p stages.Passage
-		ok, err := b.st.GetJSON(pipeline.PrefixDoc+q.docID, &p)
+		var p dataset.Passage
+		ok, err := b.st.GetJSON(dataset.DocKey(q.docID), &p)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		d.Copied.add(float64(stages.CopiedWords(q.query, p.Text)))
+		d.Copied.add(float64(prompts.CopiedWords(q.query, p.Text)))
 		d.CopiedSampled++
 	}
 	return nil
@@ -770,11 +761,7 @@ func (b *builder) copying() error {
 
 func (b *builder) failures() error {
 	groups := map[string]*FailureGroup{}
-	err := b.st.Scan(pipeline.PrefixFail, func(_ string, v []byte) error {
-		var f stages.Failure
-		if err := json.Unmarshal(v, &f); err != nil {
-			return err
-		}
+	err := dataset.ScanJSON(b.st, pipeline.PrefixFail, func(_ string, f dataset.Failure) error {
 		g := groups[f.Stage]
 		if g == nil {
 			g = &FailureGroup{Stage: f.Stage}
@@ -783,8 +770,8 @@ func (b *builder) failures() error {
 		g.Count++
 		b.d.FailureCount++
 		if len(g.Examples) < 5 {
-			f.Reason = RedactText(clip(f.Reason, 400))
-			f.Item = RedactText(f.Item)
+			f.Reason = redact.Text(clip(f.Reason, 400))
+			f.Item = redact.Text(f.Item)
 			g.Examples = append(g.Examples, f)
 		}
 		return nil
@@ -800,8 +787,8 @@ func (b *builder) examplesText() error {
 	d := b.d
 	d.Examples = map[string][]Example{}
 	text := func(id string) (Passage, error) {
-		var p stages.Passage
-		_, err := b.st.GetJSON(pipeline.PrefixDoc+id, &p)
+		var p dataset.Passage
+		_, err := b.st.GetJSON(dataset.DocKey(id), &p)
 		return Passage{DocID: id, Title: p.Title, Text: p.Text}, err
 	}
 	fill := func(ex *Example) error {
@@ -988,14 +975,14 @@ func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
 // runFacts reads meta/endpoints and the manifest's run facts.
 func (b *builder) runFacts() error {
 	var eps []Endpoint
-	ok, err := b.st.GetJSON(pipeline.PrefixMeta+"endpoints", &eps)
+	ok, err := b.st.GetJSON(dataset.MetaEndpoints, &eps)
 	if err != nil {
 		return err
 	}
 	if ok {
 		b.d.HasEndpoints = true
 		for i := range eps {
-			eps[i].URL = RedactText(eps[i].URL)
+			eps[i].URL = redact.Text(eps[i].URL)
 		}
 		b.d.Endpoints = eps
 	}
@@ -1035,7 +1022,7 @@ func (b *builder) settings() error {
 	if err != nil {
 		return err
 	}
-	sha, err := stages.CorpusSHA256(b.st)
+	sha, err := dataset.CorpusSHA256(b.st)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // Redacted replaces a secret in anything the report shows.
@@ -13,13 +13,6 @@ const Redacted = "REDACTED"
 var (
 	secretRe = regexp.MustCompile(`(?i)(^|[_\-.]|api)(key|token|secret|password|passwd|pass|pwd|auth|authorization|credentials?|signature|sig)$`)
 )
-
-// RedactURL and RedactText are the shared redaction (internal/httpx), the
-// same that every client, the store and the manifest use.
-func RedactURL(s string) string { return httpx.RedactURL(s) }
-
-// RedactText redacts every URL inside free text (failure reasons, URLs).
-func RedactText(s string) string { return httpx.RedactText(s) }
 
 // Redact returns a copy of a decoded JSON value with URLs redacted in every
 // string and map key, and the values of secret-like keys replaced.
@@ -34,7 +27,7 @@ func Redact(v any) any {
 					continue
 				}
 			}
-			out[RedactText(k)] = Redact(val)
+			out[redact.Text(k)] = Redact(val)
 		}
 		return out
 	case []any:
@@ -44,7 +37,7 @@ func Redact(v any) any {
 		}
 		return out
 	case string:
-		return RedactText(x)
+		return redact.Text(x)
 	}
 	return v
 }

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 // smallStore writes, by hand, the store of a tiny run: 5 passages, two
@@ -45,39 +46,39 @@ func smallStore(t *testing.T, endpoints bool) (*pipeline.Store, *pipeline.Config
 			t.Fatal(err)
 		}
 	}
-	put(pipeline.PrefixMeta+"config", cfg)
-	put(pipeline.PrefixMeta+"corpus", map[string]any{"sha256": "abc", "passages": 5})
+	put(dataset.MetaConfig, cfg)
+	put(dataset.MetaCorpus, map[string]any{"sha256": "abc", "passages": 5})
 	texts := map[string]string{"d1": "the first letter is alpha", "d2": "beta comes second", "d3": "gamma rays", "d4": "delta", "d5": "epsilon"}
 	for id, tx := range texts {
-		put(pipeline.PrefixDoc+id, stages.Passage{Title: "T" + id, Text: tx})
+		put(dataset.DocKey(id), dataset.Passage{Title: "T" + id, Text: tx})
 	}
-	put(pipeline.PrefixQuery+"d1:questions:0", stages.Query{DocID: "d1", Type: "questions", Text: "what is alpha"})
-	put(pipeline.PrefixQuery+"d1:claims:0", stages.Query{DocID: "d1", Type: "claims", Text: "alpha beta gamma delta"})
-	put(pipeline.PrefixQuery+"d2:questions:0", stages.Query{DocID: "d2", Type: "questions", Drop: "copied_passage", GenFP: "g2q"})
-	put(pipeline.PrefixLLM+"g2q", stages.Answer{Content: "beta comes second, copied"})
-	put(pipeline.PrefixQuery+"d2:claims:0", stages.Query{DocID: "d2", Type: "claims", Drop: stages.DropLLMFailed, GenFP: "g2c"})
-	put(pipeline.PrefixQuery+"d3:questions:0", stages.Query{DocID: "d3", Type: "questions", Text: "what is alpha", Drop: stages.DropDuplicateCorpus})
-	put(pipeline.PrefixQuery+"d3:claims:0", stages.Query{DocID: "d3", Type: "claims", Text: "gamma"})
-	put(pipeline.PrefixMined+"d1:questions:0", stages.Mined{DocID: "d1", Type: "questions", Query: "what is alpha", DocIDs: []string{"d1", "d2", "d3"}, Ranks: []int32{1, 2, 3}})
-	put(pipeline.PrefixMined+"d1:claims:0", stages.Mined{DocID: "d1", Type: "claims", Query: "alpha beta gamma delta", DocIDs: []string{"d2", "d1"}, Ranks: []int32{1, 2}})
-	put(pipeline.PrefixMined+"d3:claims:0", stages.Mined{DocID: "d3", Type: "claims", Query: "gamma", Drop: stages.DropRoundtrip})
-	runs, err := stages.FirstPassRuns(st, cfg)
+	put(dataset.QueryKey("d1:questions:0"), dataset.Query{DocID: "d1", Type: "questions", Text: "what is alpha"})
+	put(dataset.QueryKey("d1:claims:0"), dataset.Query{DocID: "d1", Type: "claims", Text: "alpha beta gamma delta"})
+	put(dataset.QueryKey("d2:questions:0"), dataset.Query{DocID: "d2", Type: "questions", Drop: "copied_passage", GenFP: "g2q"})
+	put(dataset.AnswerKey("g2q"), dataset.Answer{Content: "beta comes second, copied"})
+	put(dataset.QueryKey("d2:claims:0"), dataset.Query{DocID: "d2", Type: "claims", Drop: dataset.DropLLMFailed, GenFP: "g2c"})
+	put(dataset.QueryKey("d3:questions:0"), dataset.Query{DocID: "d3", Type: "questions", Text: "what is alpha", Drop: dataset.DropDuplicateCorpus})
+	put(dataset.QueryKey("d3:claims:0"), dataset.Query{DocID: "d3", Type: "claims", Text: "gamma"})
+	put(dataset.MinedKey("d1:questions:0"), dataset.Mined{DocID: "d1", Type: "questions", Query: "what is alpha", DocIDs: []string{"d1", "d2", "d3"}, Ranks: []int32{1, 2, 3}})
+	put(dataset.MinedKey("d1:claims:0"), dataset.Mined{DocID: "d1", Type: "claims", Query: "alpha beta gamma delta", DocIDs: []string{"d2", "d1"}, Ranks: []int32{1, 2}})
+	put(dataset.MinedKey("d3:claims:0"), dataset.Mined{DocID: "d3", Type: "claims", Query: "gamma", Drop: dataset.DropRoundtrip})
+	runs, err := dataset.FirstPassRuns(st, cfg)
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("runs %v %v", runs, err)
 	}
 	hits := map[string][]string{"what is alpha": {"d1", "d2", "d3"}, "alpha beta gamma delta": {"d2", "d1"}, "gamma": {"d5", "d4", "d3"}}
 	for q, ids := range hits {
-		put(pipeline.PrefixHits+pipeline.Fingerprint(runs[0].FP, q), map[string]any{"ids": ids, "scores": make([]float32, len(ids))})
+		put(dataset.HitsKey(runs[0].FP, q), map[string]any{"ids": ids, "scores": make([]float32, len(ids))})
 	}
-	put(pipeline.PrefixLabel+"d1:questions:0", stages.Labelled{DocID: "d1", Type: "questions", Query: "what is alpha",
+	put(dataset.LabelKey("d1:questions:0"), dataset.Labelled{DocID: "d1", Type: "questions", Query: "what is alpha",
 		DocIDs: []string{"d1", "d2", "d3"}, Ranks: []int32{1, 2, 3}, Raw: []float32{5, 1, 0}})
-	put(pipeline.PrefixLabel+"d1:claims:0", stages.Labelled{DocID: "d1", Type: "claims", Query: "alpha beta gamma delta",
+	put(dataset.LabelKey("d1:claims:0"), dataset.Labelled{DocID: "d1", Type: "claims", Query: "alpha beta gamma delta",
 		DocIDs: []string{"d2", "d1"}, Ranks: []int32{1, 2}, Raw: []float32{3, 2}})
 	put(pipeline.PrefixStat+"corpus", pipeline.StageStats{Counts: map[string]int64{"passages": 5}, Seconds: 2})
 	put(pipeline.PrefixStat+"filter", pipeline.StageStats{Counts: map[string]int64{"passages_asked": 3, "answers": 5, "prompt_tokens": 1000, "completion_tokens": 50}, Seconds: 1})
-	put(pipeline.PrefixFail+"x", stages.Failure{Stage: "generate", Item: "d2:claims:0", Reason: "http://user:pw@llm:8000/v1?key=s3cret: 400 context length"})
+	put(dataset.FailKey("x"), dataset.Failure{Stage: "generate", Item: "d2:claims:0", Reason: "http://user:pw@llm:8000/v1?key=s3cret: 400 context length"})
 	if endpoints {
-		put(pipeline.PrefixMeta+"endpoints", []Endpoint{
+		put(dataset.MetaEndpoints, []Endpoint{
 			{Role: "llm", URL: "http://gpu1:8000/v1", Requests: 120, Errors: 2, Refusals: 1, Retries: 3, Concurrency: 24, Rate: 41.5, P50ms: 350, P99ms: 1200,
 				Start: "2026-11-23T10:00:00Z", Series: []float64{10, 20, 30}, SeriesStepS: 1},
 			{Role: "teacher", URL: "http://tei:8080?token=s3cret", Requests: 40, Concurrency: 8, Rate: 12.25, P50ms: 80, P99ms: 300,
@@ -244,13 +245,13 @@ func TestOverlapTwoRuns(t *testing.T) {
 	st, cfg := smallStore(t, false)
 	cfg.Retrievers = []string{"bm25", "dense"}
 	cfg.EmbedModels, cfg.EmbedURLs = []string{"e5"}, []string{"http://e:1/v1"}
-	runs, err := stages.FirstPassRuns(st, cfg)
+	runs, err := dataset.FirstPassRuns(st, cfg)
 	if err != nil || len(runs) != 2 {
 		t.Fatal(runs, err)
 	}
 	dense := map[string][]string{"what is alpha": {"d2", "d1", "d4"}, "alpha beta gamma delta": {"d1", "d5"}, "gamma": {"d3", "d4"}}
 	for q, ids := range dense {
-		if err := st.PutJSON(pipeline.PrefixHits+pipeline.Fingerprint(runs[1].FP, q), map[string]any{"ids": ids}); err != nil {
+		if err := st.PutJSON(dataset.HitsKey(runs[1].FP, q), map[string]any{"ids": ids}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -344,8 +345,8 @@ func TestRedactURL(t *testing.T) {
 		"tried http://a:b@h:1/x: connection refused":   "tried http://h:1/x: connection refused",
 		"https://s3.example/o?X-Amz-Signature=abc&a=1": "https://s3.example/o?X-Amz-Signature=REDACTED&a=1",
 	} {
-		if got := RedactText(in); got != want {
-			t.Errorf("RedactText(%q) = %q, want %q", in, got, want)
+		if got := redact.Text(in); got != want {
+			t.Errorf("redact.Text(%q) = %q, want %q", in, got, want)
 		}
 	}
 	red := Redact(map[string]any{"api_key": "k", "max_tokens": 50.0, "urls": []any{"http://a:b@h"}, "http://u:p@h/v1": 3.0}).(map[string]any)

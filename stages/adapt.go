@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"github.com/synthq/synthq/adapter"
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -32,14 +33,14 @@ type AdapterData struct {
 
 // LoadAdapterData reads the lists the export would write from env.Store
 // and their vectors through emb for the dense run d: vectors stored by
-// `synthq run` (or an earlier adapt) are read, the rest embedded and stored
+// `synthq run` (or an earlier adapt), or in env.Prepared, are read, the rest embedded and stored
 // under the same keys (so a later run reuses them), batches of
 // cfg.EmbedBatch with `workers` requests in flight. window is the
 // embedder's window description (EmbedWindow(cfg, …).Desc()). Memory: the
 // lists, one vector per query and one per distinct candidate passage.
 func LoadAdapterData(ctx context.Context, env *pipeline.Env, emb Embedder, d pipeline.DenseRun, workers int) (*AdapterData, error) {
 	st, cfg := env.Store, env.Config
-	t, err := ComputeTargets(ctx, st, cfg)
+	t, err := dataset.ComputeTargets(ctx, st, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -53,13 +54,13 @@ func LoadAdapterData(ctx context.Context, env *pipeline.Env, emb Embedder, d pip
 	rowOf := map[string]int32{} // passage id -> row in the passage matrix
 	var pids []string
 	h := sha256.New()
-	fmt.Fprintf(h, "adapter-data/v1\x00%s\x00%s\x00%s\x00%s\x00", d.Model, d.QueryPrefix, d.PassagePrefix, EmbedWindow(cfg, nil).Desc())
+	fmt.Fprintf(h, "adapter-data/v1\x00%s\x00%s\x00%s\x00%s\x00", d.Model, d.QueryPrefix, d.PassagePrefix, dataset.EmbedWindow(cfg, nil).Desc())
 	if err := st.Scan(pipeline.PrefixLabel, func(qid string, v []byte) error {
-		var l Labelled
+		var l dataset.Labelled
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)
 		}
-		idx, drop := t.row(&l, cfg)
+		idx, drop := t.Row(&l, cfg)
 		if drop != "" {
 			return nil
 		}
@@ -70,7 +71,7 @@ func LoadAdapterData(ctx context.Context, env *pipeline.Env, emb Embedder, d pip
 			if id == l.DocID {
 				r.list.Source = j
 			}
-			score := t.normalise(l.Raw[i], cfg)
+			score := t.Normalise(l.Raw[i], cfg)
 			var b [4]byte
 			binary.LittleEndian.PutUint32(b[:], math.Float32bits(score))
 			fmt.Fprintf(h, "%s\x00", id)
@@ -90,12 +91,12 @@ func LoadAdapterData(ctx context.Context, env *pipeline.Env, emb Embedder, d pip
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("adapt: the store holds no exported list (run `synthq run` to the end first)")
 	}
-	vc := &vectorCache{st: st, emb: emb, model: d.Model, concurrency: max(workers, 1), batch: cfg.EmbedBatch,
+	vc := &vectorCache{st: st, prep: env.Prepared, emb: emb, model: d.Model, concurrency: max(workers, 1), batch: cfg.EmbedBatch,
 		counters: env.Counters("adapt"), progress: env.Progress}
 	texts := make([]string, len(pids))
 	for i, id := range pids {
-		var p Passage
-		ok, err := st.GetJSON(pipeline.PrefixDoc+id, &p)
+		var p dataset.Passage
+		ok, err := st.GetJSON(dataset.DocKey(id), &p)
 		if err != nil {
 			return nil, err
 		}

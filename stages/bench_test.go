@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/teacher"
 )
@@ -73,10 +75,10 @@ func benchEnv(tb testing.TB, corpus string, cfg *pipeline.Config) *pipeline.Env 
 // pipeline's own cost with no network.
 type fixedGenerator struct{}
 
-func (fixedGenerator) Generate(ctx context.Context, req GenRequest) ([]Answer, error) {
-	out := make([]Answer, max(req.N, 1))
+func (fixedGenerator) Generate(ctx context.Context, req llm.Request) ([]dataset.Answer, error) {
+	out := make([]dataset.Answer, max(req.N, 1))
 	for i := range out {
-		out[i] = Answer{Content: fmt.Sprintf("Here is a question based on the passage:\n\n\"what does %d say about %s?\"", req.Seed+i, req.Type),
+		out[i] = dataset.Answer{Content: fmt.Sprintf("Here is a question based on the passage:\n\n\"what does %d say about %s?\"", req.Seed+i, req.Type),
 			FinishReason: "stop", PromptTokens: 300, CompletionTokens: 15}
 	}
 	return out, nil
@@ -109,13 +111,13 @@ func runGenerateBench(b *testing.B, passages int, types []string, gen Generator,
 // 32 requests at once (capacity 800 req/s) and refuses more with 503;
 // --concurrency 32; 3,000 requests per iteration. Run with -benchtime 1x.
 func BenchmarkGenerateSaturation(b *testing.B) {
-	llm := fakes.NewLLM(benchModel)
-	defer llm.Close()
-	llm.Latency, llm.MaxInFlight = 40*time.Millisecond, 32
+	lf := fakes.NewLLM(benchModel)
+	defer lf.Close()
+	lf.Latency, lf.MaxInFlight = 40*time.Millisecond, 32
 	client := httpx.New(&httpx.Options{})
-	gen := NewOpenAIGenerator(llm.URL(), benchModel, "", client)
+	gen := llm.NewOpenAI(lf.URL(), benchModel, "", client)
 	runGenerateBench(b, 1000, []string{"questions", "claims", "titles"}, gen, 32)
-	b.ReportMetric(float64(llm.Refused.Load()), "refused")
+	b.ReportMetric(float64(lf.Refused.Load()), "refused")
 	b.ReportMetric(float64(client.Retries()), "retries")
 }
 
@@ -123,9 +125,9 @@ func BenchmarkGenerateSaturation(b *testing.B) {
 // HTTP server that answers at once: the cost of the client, JSON, store
 // writes and parsing per query.
 func BenchmarkGenerateZeroLatency(b *testing.B) {
-	llm := fakes.NewLLM(benchModel)
-	defer llm.Close()
-	gen := NewOpenAIGenerator(llm.URL(), benchModel, "", httpx.New(&httpx.Options{}))
+	lf := fakes.NewLLM(benchModel)
+	defer lf.Close()
+	gen := llm.NewOpenAI(lf.URL(), benchModel, "", httpx.New(&httpx.Options{}))
 	runGenerateBench(b, 1000, []string{"questions", "claims", "titles"}, gen, 16)
 }
 
@@ -140,7 +142,7 @@ func minedEnv(b *testing.B, passages int, types []string, concurrency int) *pipe
 	corpus := synthCorpus(b, passages)
 	env := benchEnv(b, corpus, &pipeline.Config{QueryTypes: types, Concurrency: concurrency, Offline: true, MinCandidates: 1})
 	if err := pipeline.Run(context.Background(), env, []pipeline.Stage{
-		GenerateStage(&Deps{Generator: OfflineGenerator{}}), FilterStage(), MineStage(nil)}); err != nil {
+		GenerateStage(&Deps{Generator: llm.Offline{}}), FilterStage(), MineStage(nil)}); err != nil {
 		b.Fatal(err)
 	}
 	return env

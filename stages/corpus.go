@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -40,7 +41,7 @@ const MaxIDBytes = 512
 
 // Full is the passage as the retrievers and the teacher read it: the same
 // text as the stored Passage's Full, so evaluation and mining agree.
-func (r Record) Full() string { return Passage{Title: r.Title, Text: r.Text}.Full() }
+func (r Record) Full() string { return dataset.Passage{Title: r.Title, Text: r.Text}.Full() }
 
 // Corpus read outcomes counted besides the passages.
 const (
@@ -255,12 +256,6 @@ func abbrev(s string) string {
 	return s[:n] + "…"
 }
 
-// corpusMeta is what the store remembers of the corpus it was made from.
-type corpusMeta struct {
-	SHA256   string `json:"sha256"`
-	Passages int    `json:"passages"`
-}
-
 // CorpusStage reads the corpus into the store (doc/<id>). A store remembers
 // its corpus: re-running with the same file writes nothing; a file whose
 // passage has the same id but different text is refused (never silently
@@ -277,8 +272,8 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 	cfg := env.Config
 	c := env.Counters("corpus")
 	opts := CorpusOptions{IDField: cfg.IDField, TextField: cfg.TextField, TitleField: cfg.TitleField, SkipInvalid: cfg.SkipInvalid}
-	var meta corpusMeta
-	hadMeta, err := env.Store.GetJSON(pipeline.PrefixMeta+"corpus", &meta)
+	var meta dataset.CorpusMeta
+	hadMeta, err := env.Store.GetJSON(dataset.MetaCorpus, &meta)
 	if err != nil {
 		return err
 	}
@@ -291,10 +286,10 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 	sum, err := ReadCorpus(ctx, cfg.Corpus, opts, skipped, func(r Record) error {
 		n++
 		bar.Add(1)
-		p := Passage{Title: r.Title, Text: r.Text, Line: r.Line, Hash: pipeline.Hash64(r.Title, r.Text)}
+		p := dataset.Passage{Title: r.Title, Text: r.Text, Line: r.Line, Hash: pipeline.Hash64(r.Title, r.Text)}
 		if hadMeta {
-			var old Passage
-			ok, err := env.Store.GetJSON(pipeline.PrefixDoc+r.ID, &old)
+			var old dataset.Passage
+			ok, err := env.Store.GetJSON(dataset.DocKey(r.ID), &old)
 			if err != nil {
 				return err
 			}
@@ -306,7 +301,7 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 				return nil
 			}
 		}
-		return batch.PutJSON(pipeline.PrefixDoc+r.ID, p)
+		return batch.PutJSON(dataset.DocKey(r.ID), p)
 	})
 	if err != nil {
 		return err
@@ -324,7 +319,7 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 	for k, v := range skipped {
 		c.Add("skipped_"+k, v)
 	}
-	return env.Store.PutJSON(pipeline.PrefixMeta+"corpus", corpusMeta{SHA256: sum, Passages: n})
+	return env.Store.PutJSON(dataset.MetaCorpus, dataset.CorpusMeta{SHA256: sum, Passages: n})
 }
 
 // dropMissing deletes stored passages that are not in the corpus file.
@@ -343,7 +338,7 @@ func dropMissing(ctx context.Context, env *pipeline.Env, cfg *pipeline.Config, o
 		return err
 	}
 	for _, k := range gone {
-		if err := env.Store.Delete(pipeline.PrefixDoc + k); err != nil {
+		if err := env.Store.Delete(dataset.DocKey(k)); err != nil {
 			return err
 		}
 	}

@@ -6,12 +6,14 @@ import (
 	"io"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
 
 // TokenCounter counts the tokens of a text (a real tokenizer, or nil for
-// the estimate of EstimateTokens). A counter that can fail also has an
+// the estimate of llm.EstimateTokens). A counter that can fail also has an
 // Err() error method, checked after each prompt (optional interface).
 type TokenCounter interface {
 	Count(text string) int
@@ -56,9 +58,9 @@ func DryRun(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, tok T
 	if err != nil {
 		return nil, err
 	}
-	r := &DryRunReport{Counter: "estimate: 4 bytes a token (stages.EstimateTokens)",
+	r := &DryRunReport{Counter: "estimate: 4 bytes a token (llm.EstimateTokens)",
 		SamplePrompts: map[string][]prompts.Message{}, sampleFromDocs: map[string]string{}}
-	count := EstimateTokens
+	count := llm.EstimateTokens
 	if tok != nil {
 		count, r.Counter = tok.Count, tok.Name()
 	}
@@ -75,13 +77,13 @@ func DryRun(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, tok T
 		var todo int64
 		for _, sl := range slots {
 			r.Slots++
-			if ok, err := st.Has(pipeline.PrefixLLM + sl.fp); err != nil {
+			if ok, err := st.Has(dataset.AnswerKey(sl.fp)); err != nil {
 				return err
 			} else if ok {
 				r.Stored++
 				continue
 			}
-			if ok, err := st.Has(failKey(sl.fp)); err != nil {
+			if ok, err := st.Has(dataset.FailKey(sl.fp)); err != nil {
 				return err
 			} else if ok {
 				r.Failed++

@@ -10,16 +10,13 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
 
 // Version is synthq's version, written into the schema metadata and manifest.
 const Version = "0.1.0"
-
-// Drop reason of a list shorter than --list-size in a layout that needs
-// full lists (sentence-transformers, paper).
-const DropShorterThanListSize = "shorter_than_list_size"
 
 // CountFilesKept is the export counter of data files found in OUT exactly
 // as the store and settings give them, and kept instead of written again.
@@ -45,12 +42,12 @@ func ExportStage(extra func() map[string]any) pipeline.Stage {
 }
 
 func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]any) error {
-	return exportFrom(ctx, env, StoreLabels(env.Store), nil, extra)
+	return exportFrom(ctx, env, dataset.StoreLabels(env.Store), nil, extra)
 }
 
 // saveTargets keeps the last export's targets in the store, for inspect.
-func saveTargets(st *pipeline.Store, t *Targets) error {
-	return st.PutJSON(pipeline.PrefixMeta+"targets", t)
+func saveTargets(st *pipeline.Store, t *dataset.Targets) error {
+	return st.PutJSON(dataset.MetaTargets, t)
 }
 
 // layoutOf is the layout of cfg with its settings.
@@ -65,7 +62,7 @@ func layoutOf(cfg *pipeline.Config) (layout, error) {
 
 // exportFrom writes the dataset from labels; passages are read from
 // env.Store. stats, when given, replace the store's for the manifest.
-func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map[string]pipeline.StageStats, extra func() map[string]any) error {
+func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, stats map[string]pipeline.StageStats, extra func() map[string]any) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("export")
 	start := time.Now()
@@ -80,11 +77,11 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 	if err != nil {
 		return err
 	}
-	t, err := computeTargets(ctx, labels, cfg)
+	t, err := dataset.TargetsOf(ctx, labels, cfg)
 	if err != nil {
 		return err
 	}
-	for k, v := range t.counts {
+	for k, v := range t.DropCounts() {
 		c.Add(k, v)
 	}
 	if stats == nil { // one store (not a merge): remember the targets for inspect
@@ -154,8 +151,8 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 		return err
 	}
 	m.Files, m.FilesKept = rec.Files, kept
-	var corpus corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &corpus); err != nil {
+	var corpus dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &corpus); err != nil {
 		return err
 	}
 	card := datasetCard(cardInput{cfg: cfg, layout: lay, schema: schema, scores: scores, manifest: m, rows: rows, corpus: corpus})
@@ -185,8 +182,8 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels Labels, stats map
 // in set and returns the export counters the rows give: rows_train, rows_dev
 // and the lists dropped for the layout. On error its writers are released;
 // the caller aborts set.
-func writeRows(ctx context.Context, set *fileSet, labels Labels, lay layout, schema *arrow.Schema,
-	t *Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (_ map[string]int64, err error) {
+func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay layout, schema *arrow.Schema,
+	t *dataset.Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (_ map[string]int64, err error) {
 	counts := map[string]int64{}
 	mem := memory.NewGoAllocator()
 	writers := map[string]*splitWriter{}
@@ -210,17 +207,17 @@ func writeRows(ctx context.Context, set *fileSet, labels Labels, lay layout, sch
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var l Labelled
+		var l dataset.Labelled
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)
 		}
-		idx, drop := t.row(&l, cfg)
+		idx, drop := t.Row(&l, cfg)
 		if drop != "" {
 			return nil
 		}
 		if lay.fullOnly() && len(idx) < cfg.ListSize {
 			// The consumer needs exactly --list-size passages per list.
-			counts["drop_"+DropShorterThanListSize]++
+			counts["drop_"+dataset.DropShorterThanListSize]++
 			bar.Add(1) // the bar counts the lists looked at, so it ends at 100%
 			return nil
 		}
@@ -246,7 +243,7 @@ func writeRows(ctx context.Context, set *fileSet, labels Labels, lay layout, sch
 // score, source first), their texts (title and text, as the model reads
 // them, and each apart), normalised and raw scores, the scale the layout
 // writes (scores), and first-pass ranks. r's slices are reused.
-func fillRow(r *exportRow, passages *passageCache, qid, split string, l *Labelled, idx []int, t *Targets, cfg *pipeline.Config, scores string) error {
+func fillRow(r *exportRow, passages *passageCache, qid, split string, l *dataset.Labelled, idx []int, t *dataset.Targets, cfg *pipeline.Config, scores string) error {
 	*r = exportRow{QID: qid, Query: l.Query, Type: l.Type, Source: l.DocID, Split: split,
 		DocIDs: r.DocIDs[:0], Texts: r.Texts[:0], Titles: r.Titles[:0], Bodies: r.Bodies[:0],
 		Scores: r.Scores[:0], Raw: r.Raw[:0], Ranks: r.Ranks[:0]}
@@ -260,7 +257,7 @@ func fillRow(r *exportRow, passages *passageCache, qid, split string, l *Labelle
 		r.Texts = append(r.Texts, p.Full())
 		r.Titles = append(r.Titles, p.Title)
 		r.Bodies = append(r.Bodies, p.Text)
-		r.Scores = append(r.Scores, t.normalise(l.Raw[i], cfg))
+		r.Scores = append(r.Scores, t.Normalise(l.Raw[i], cfg))
 		r.Raw = append(r.Raw, l.Raw[i])
 		r.Ranks = append(r.Ranks, l.Ranks[i])
 	}
@@ -278,20 +275,20 @@ type passageCache struct {
 	per    int
 	shards [64]struct {
 		mu sync.Mutex
-		m  map[string]Passage
+		m  map[string]dataset.Passage
 	}
 }
 
 func newPassageCache(st *pipeline.Store, capacity int) *passageCache {
 	c := &passageCache{st: st, per: max(capacity/64, 1)}
 	for i := range c.shards {
-		c.shards[i].m = map[string]Passage{}
+		c.shards[i].m = map[string]dataset.Passage{}
 	}
 	return c
 }
 
 // get returns passage id from the cache or the store.
-func (c *passageCache) get(id string) (Passage, error) {
+func (c *passageCache) get(id string) (dataset.Passage, error) {
 	sh := &c.shards[pipeline.Hash64(id)%64]
 	sh.mu.Lock()
 	p, ok := sh.m[id]
@@ -299,10 +296,10 @@ func (c *passageCache) get(id string) (Passage, error) {
 	if ok {
 		return p, nil
 	}
-	if ok, err := c.st.GetJSON(pipeline.PrefixDoc+id, &p); err != nil {
-		return Passage{}, err
+	if ok, err := c.st.GetJSON(dataset.DocKey(id), &p); err != nil {
+		return dataset.Passage{}, err
 	} else if !ok {
-		return Passage{}, fmt.Errorf("passage %q not in the store", id)
+		return dataset.Passage{}, fmt.Errorf("passage %q not in the store", id)
 	}
 	p.Line, p.Hash = 0, 0
 	sh.mu.Lock()
@@ -325,7 +322,7 @@ type Manifest struct {
 	Fingerprint      string                         `json:"config_fingerprint"`
 	Templates        map[string]string              `json:"templates"`
 	FewShotPool      string                         `json:"few_shot_pool"`
-	Targets          *Targets                       `json:"targets"`
+	Targets          *dataset.Targets               `json:"targets"`
 	Stages           map[string]pipeline.StageStats `json:"stages"`
 	Rows             map[string]int64               `json:"rows"`
 	Failures         int                            `json:"failures"`
@@ -386,11 +383,7 @@ type PaidRun struct {
 // paid for, across runs, interrupted ones included (stage counters only land
 // when a stage ends).
 func StoredUsage(st *pipeline.Store) (prompt, completion int64, err error) {
-	err = st.Scan(pipeline.PrefixLLM, func(_ string, v []byte) error {
-		var a Answer
-		if err := json.Unmarshal(v, &a); err != nil {
-			return err
-		}
+	err = dataset.ScanJSON(st, pipeline.PrefixLLM, func(_ string, a dataset.Answer) error {
 		prompt += int64(a.PromptTokens)
 		completion += int64(a.CompletionTokens)
 		return nil
@@ -419,7 +412,7 @@ func Usage(stats map[string]pipeline.StageStats, cfg *pipeline.Config) TokenUse 
 
 // newManifest gathers OUT/manifest.json: the settings, models, template
 // versions, targets, counts of every stage and the rows of each split.
-func newManifest(env *pipeline.Env, t *Targets, md map[string]string, stats map[string]pipeline.StageStats, took time.Duration, extra func() map[string]any) (*Manifest, error) {
+func newManifest(env *pipeline.Env, t *dataset.Targets, md map[string]string, stats map[string]pipeline.StageStats, took time.Duration, extra func() map[string]any) (*Manifest, error) {
 	if stats == nil {
 		var err error
 		if stats, err = pipeline.LoadStats(env.Store); err != nil {
@@ -431,7 +424,7 @@ func newManifest(env *pipeline.Env, t *Targets, md map[string]string, stats map[
 	if err != nil {
 		return nil, err
 	}
-	failed, _, err := Failures(env.Store, env.Config.FailureScope())
+	failed, _, err := dataset.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +434,7 @@ func newManifest(env *pipeline.Env, t *Targets, md map[string]string, stats map[
 		return nil, err
 	}
 	var sel Selection
-	if _, err := env.Store.GetJSON(pipeline.PrefixMeta+"selection", &sel); err != nil {
+	if _, err := env.Store.GetJSON(dataset.MetaSelection, &sel); err != nil {
 		return nil, err
 	}
 	m := &Manifest{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -20,7 +21,7 @@ type cardInput struct {
 	scores   string // "", raw or normalised
 	manifest *Manifest
 	rows     map[string]int
-	corpus   corpusMeta
+	corpus   dataset.CorpusMeta
 }
 
 // cardFormats orders the formats of an export for the card: the first is

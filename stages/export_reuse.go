@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -32,14 +33,14 @@ type exportRecord struct {
 	Counts map[string]int64 `json:"counts"` // the export counters the rows gave (rows_train, drops)
 }
 
-const exportRecordKey = pipeline.PrefixMeta + "export"
+const exportRecordKey = dataset.MetaExport
 
 // exportDigest hashes what the data files are made of: synthq's version,
 // the settings that shape the dataset (cfg.Fingerprint: everything but
 // endpoints, concurrency and other run mechanics), the corpus record
 // (its sha256 and counts) and every labelled list, key and value. It reads
 // the labels once without decoding them: a fraction of the export's cost.
-func exportDigest(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, labels Labels) (string, error) {
+func exportDigest(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, labels dataset.Labels) (string, error) {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [8]byte
@@ -49,7 +50,7 @@ func exportDigest(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 	}
 	field([]byte(Version))
 	field([]byte(cfg.Fingerprint()))
-	corpus, _, err := st.Get(pipeline.PrefixMeta + "corpus")
+	corpus, _, err := st.Get(dataset.MetaCorpus)
 	if err != nil {
 		return "", fmt.Errorf("export digest: %w", err)
 	}

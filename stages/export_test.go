@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -73,19 +74,19 @@ func labelledStore(t *testing.T, docs, queries, words int) *pipeline.Store {
 		for j := range ws {
 			ws[j] = word()
 		}
-		if err := batch.PutJSON(pipeline.PrefixDoc+fmt.Sprintf("d%04d", i), Passage{Title: word(), Text: strings.Join(ws, " ")}); err != nil {
+		if err := batch.PutJSON(dataset.DocKey(fmt.Sprintf("d%04d", i)), dataset.Passage{Title: word(), Text: strings.Join(ws, " ")}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for q := 0; q < queries; q++ {
-		l := Labelled{DocID: fmt.Sprintf("d%04d", q%docs), Type: "questions", Query: word() + " " + word()}
+		l := dataset.Labelled{DocID: fmt.Sprintf("d%04d", q%docs), Type: "questions", Query: word() + " " + word()}
 		for k := 0; k < 20; k++ {
 			id := fmt.Sprintf("d%04d", (q+k*97)%docs)
 			l.DocIDs = append(l.DocIDs, id)
 			l.Ranks = append(l.Ranks, int32(k+1))
 			l.Raw = append(l.Raw, float32(20-k)+r.Float32())
 		}
-		if err := batch.PutJSON(pipeline.PrefixLabel+QID(l.DocID, "questions", q/docs), l); err != nil {
+		if err := batch.PutJSON(dataset.LabelKey(dataset.QID(l.DocID, "questions", q/docs)), l); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,12 +125,12 @@ func TestExportFailureKeepsPreviousSet(t *testing.T) {
 	// midway reads the labelled lists as the store does, and in the rows
 	// pass (the fifth: the targets read them three times, the export's
 	// digest once) calls stop after 150 rows and returns what it returns.
-	midway := func(stop func() error) Labels {
+	midway := func(stop func() error) dataset.Labels {
 		pass := 0
 		return func(ctx context.Context, fn func(string, []byte) error) error {
 			pass++
 			n := 0
-			return StoreLabels(st)(ctx, func(qid string, v []byte) error {
+			return dataset.StoreLabels(st)(ctx, func(qid string, v []byte) error {
 				if n++; pass == 5 && n == 150 {
 					if err := stop(); err != nil {
 						return err

@@ -3,16 +3,10 @@ package stages
 import (
 	"context"
 
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
-)
-
-// Query drop reasons set by the filter stage (besides the parser's).
-const (
-	DropNotGenerated     = "not_generated"
-	DropLLMFailed        = "llm_failed"
-	DropDuplicatePassage = "duplicate_in_passage"
-	DropDuplicateCorpus  = "duplicate_in_corpus"
 )
 
 // FilterStage derives the query table (q/<qid>) from the stored answers: it
@@ -39,23 +33,23 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 	bar := env.Progress.Start("filter", 0)
 	defer bar.Finish()
 	passages := 0
-	skipped, err := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req GenRequest, fp string) error {
+	skipped, err := forEachSlot(ctx, st, cfg, plan, func(docID, qt string, s int, req llm.Request, fp string) error {
 		if seen.passage(docID) {
 			passages++
 		}
-		q := Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
-		var ans Answer
-		ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans)
+		q := dataset.Query{DocID: docID, Type: qt, Sample: s, GenFP: fp}
+		var ans dataset.Answer
+		ok, err := st.GetJSON(dataset.AnswerKey(fp), &ans)
 		if err != nil {
 			return err
 		}
 		switch {
 		case !ok:
-			q.Drop = DropNotGenerated
-			if failed, err := st.Has(failKey(fp)); err != nil {
+			q.Drop = dataset.DropNotGenerated
+			if failed, err := st.Has(dataset.FailKey(fp)); err != nil {
 				return err
 			} else if failed {
-				q.Drop = DropLLMFailed
+				q.Drop = dataset.DropLLMFailed
 			}
 		default:
 			c.Add("answers", 1)
@@ -73,7 +67,7 @@ func runFilter(ctx context.Context, env *pipeline.Env) error {
 			c.Add("kept_"+qt, 1)
 		}
 		bar.Add(1)
-		return table.PutJSON(QID(docID, qt, s), q)
+		return table.PutJSON(dataset.QID(docID, qt, s), q)
 	})
 	if err != nil {
 		return err
@@ -119,10 +113,10 @@ func (s *querySeen) passage(docID string) bool {
 func (s *querySeen) query(norm string) string {
 	h := pipeline.Hash64(norm)
 	if s.corpus.has(h) {
-		return DropDuplicateCorpus
+		return dataset.DropDuplicateCorpus
 	}
 	if _, dup := s.current[h]; dup {
-		return DropDuplicatePassage
+		return dataset.DropDuplicatePassage
 	}
 	s.current[h] = struct{}{}
 	return ""

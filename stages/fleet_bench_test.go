@@ -7,6 +7,7 @@ import (
 
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/teacher"
 )
@@ -55,14 +56,14 @@ func reportEndpoint(b *testing.B, prefix string, st httpx.EndpointStats, best fl
 
 // fleetGenerate runs generate (and filter) over passages × 3 types against
 // llm with an auto-limited client.
-func fleetGenerate(b *testing.B, llm *fakes.LLM, passages int) httpx.EndpointStats {
+func fleetGenerate(b *testing.B, lf *fakes.LLM, passages int) httpx.EndpointStats {
 	corpus := synthCorpus(b, passages)
 	var st httpx.EndpointStats
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		env := benchEnv(b, corpus, &pipeline.Config{QueryTypes: []string{"questions", "claims", "titles"}})
-		client := autoClient("llm", llm.URL())
-		deps := &Deps{Generator: NewOpenAIGenerator(llm.URL(), benchModel, "", client), LLMWorkers: client.Capacity(),
+		client := autoClient("llm", lf.URL())
+		deps := &Deps{Generator: llm.NewOpenAI(lf.URL(), benchModel, "", client), LLMWorkers: client.Capacity(),
 			Clients: []*httpx.Client{client}}
 		b.StartTimer()
 		if err := pipeline.Run(context.Background(), env, []pipeline.Stage{GenerateStage(deps)}); err != nil {
@@ -75,23 +76,23 @@ func fleetGenerate(b *testing.B, llm *fakes.LLM, passages int) httpx.EndpointSta
 
 // BenchmarkFleetBatchingLLM: continuous batching alone (3,000 requests).
 func BenchmarkFleetBatchingLLM(b *testing.B) {
-	llm := fakes.NewLLM(benchModel)
-	defer llm.Close()
-	llm.Batching = fleetBatching()
-	st := fleetGenerate(b, llm, 1000)
-	reportEndpoint(b, "", st, llm.Batching.BestRate())
-	b.Logf("engine: at most %d running at once", llm.Batching.Peak())
+	lf := fakes.NewLLM(benchModel)
+	defer lf.Close()
+	lf.Batching = fleetBatching()
+	st := fleetGenerate(b, lf, 1000)
+	reportEndpoint(b, "", st, lf.Batching.BestRate())
+	b.Logf("engine: at most %d running at once", lf.Batching.Peak())
 }
 
 // BenchmarkFleetRPM: a hosted API limited to 6,000 requests a minute (100
 // req/s; answers take 200 ms, so 20 in flight are needed), 1,500 requests.
 func BenchmarkFleetRPM(b *testing.B) {
-	llm := fakes.NewLLM(benchModel)
-	defer llm.Close()
-	llm.Latency = 200 * time.Millisecond
-	llm.RateLimit = &fakes.RateLimit{RPM: 6000}
-	st := fleetGenerate(b, llm, 500)
-	reportEndpoint(b, "", st, llm.RateLimit.BestRate())
+	lf := fakes.NewLLM(benchModel)
+	defer lf.Close()
+	lf.Latency = 200 * time.Millisecond
+	lf.RateLimit = &fakes.RateLimit{RPM: 6000}
+	st := fleetGenerate(b, lf, 500)
+	reportEndpoint(b, "", st, lf.RateLimit.BestRate())
 }
 
 // labelledEnv runs corpus → generate (offline) → filter → mine with
@@ -100,7 +101,7 @@ func minedEnvN(b *testing.B, passages, candidates int) *pipeline.Env {
 	corpus := synthCorpus(b, passages)
 	env := benchEnv(b, corpus, &pipeline.Config{QueryTypes: []string{"questions"}, Offline: true, MinCandidates: 1, Candidates: candidates})
 	if err := pipeline.Run(context.Background(), env, []pipeline.Stage{
-		GenerateStage(&Deps{Generator: OfflineGenerator{}}), FilterStage(), MineStage(nil)}); err != nil {
+		GenerateStage(&Deps{Generator: llm.Offline{}}), FilterStage(), MineStage(nil)}); err != nil {
 		b.Fatal(err)
 	}
 	return env
@@ -150,9 +151,9 @@ func BenchmarkFleetSlotsTeacher(b *testing.B) {
 // the wall time. Stages that run in turn reach at most about half of it.
 func BenchmarkFleetCombined(b *testing.B) {
 	corpus := synthCorpus(b, 3000)
-	llm := fakes.NewLLM(benchModel)
-	defer llm.Close()
-	llm.Batching = fleetBatching()
+	lf := fakes.NewLLM(benchModel)
+	defer lf.Close()
+	lf.Batching = fleetBatching()
 	rr := fakes.NewReranker("tei", "BAAI/bge-reranker-v2-m3")
 	defer rr.Close()
 	rr.Latency, rr.MaxInFlight = fleetSlotLat, fleetSlots
@@ -162,9 +163,9 @@ func BenchmarkFleetCombined(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		env := benchEnv(b, corpus, &pipeline.Config{QueryTypes: []string{"questions", "claims"}, MinCandidates: 1, Candidates: 64})
-		lc := autoClient("llm", llm.URL())
+		lc := autoClient("llm", lf.URL())
 		sc, tc := teacherFor(b, rr)
-		deps := &Deps{Generator: NewOpenAIGenerator(llm.URL(), benchModel, "", lc), Scorer: sc,
+		deps := &Deps{Generator: llm.NewOpenAI(lf.URL(), benchModel, "", lc), Scorer: sc,
 			LLMWorkers: lc.Capacity(), TeacherWorkers: tc.Capacity(), Clients: []*httpx.Client{lc, tc}}
 		b.StartTimer()
 		start := time.Now()
@@ -175,13 +176,13 @@ func BenchmarkFleetCombined(b *testing.B) {
 		wall = time.Since(start)
 		ls, ts = lc.Stats()[0], tc.Stats()[0]
 	}
-	llmWork := float64(ls.Served) / llm.Batching.BestRate()
+	llmWork := float64(ls.Served) / lf.Batching.BestRate()
 	teacherWork := float64(ts.Served) / teacherBest
 	ideal := max(llmWork, teacherWork)
 	b.ReportMetric(ideal/wall.Seconds(), "overlap/ideal")
 	b.ReportMetric(wall.Seconds(), "wall_s")
 	b.ReportMetric(float64(ts.Refusals)/float64(max(ts.Requests, 1)), "teacher_refused/req")
-	reportEndpoint(b, "llm_", ls, llm.Batching.BestRate())
+	reportEndpoint(b, "llm_", ls, lf.Batching.BestRate())
 	reportEndpoint(b, "teacher_", ts, teacherBest)
 	b.Logf("wall %.1f s; LLM work %.1f s and teacher work %.1f s at their best rates; ideal (overlapped) %.1f s = %.1f%% of the wall time; in turn %.1f s",
 		wall.Seconds(), llmWork, teacherWork, ideal, 100*ideal/wall.Seconds(), llmWork+teacherWork)

@@ -11,7 +11,10 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
@@ -56,7 +59,7 @@ func newGenPlan(cfg *pipeline.Config) (*genPlan, error) {
 // generator kind, template version, rendered messages (passage and examples),
 // sampling parameters, seed and extra body keys. URLs and keys are not part
 // of it: any endpoint serving the same model shares the cache.
-func (g *genPlan) request(docID string, doc Passage, qtype string, sample int) (GenRequest, string, error) {
+func (g *genPlan) request(docID string, doc dataset.Passage, qtype string, sample int) (llm.Request, string, error) {
 	c := g.cfg
 	passage := prompts.CutPassage(doc.Full(), c.MaxPassageChars)
 	var ex []prompts.Example
@@ -65,10 +68,10 @@ func (g *genPlan) request(docID string, doc Passage, qtype string, sample int) (
 	}
 	msgs, err := g.tm.Render(qtype, passage, ex)
 	if err != nil {
-		return GenRequest{}, "", err
+		return llm.Request{}, "", err
 	}
 	seed := int(pipeline.Hash64(strconv.FormatUint(c.Seed, 10), docID, qtype, strconv.Itoa(sample)) & 0x7fffffff)
-	req := GenRequest{Messages: msgs, Type: qtype, Passage: passage, Seed: seed,
+	req := llm.Request{Messages: msgs, Type: qtype, Passage: passage, Seed: seed,
 		Temperature: c.Temperature, TopP: c.TopP, MaxTokens: c.MaxTokens}
 	mj, _ := json.Marshal(msgs)
 	model := c.LLMModel
@@ -81,34 +84,14 @@ func (g *genPlan) request(docID string, doc Passage, qtype string, sample int) (
 	return req, fp, nil
 }
 
-// Deps are the remote peers the stages call. Probe functions check that a
-// server answers before its first request; they are only called when there
-// is work that is not already stored.
-type Deps struct {
-	Generator    Generator
-	Scorer       Scorer
-	Embedders    []Embedder // one per cfg.DenseRuns(), in order
-	ProbeLLM     func(ctx context.Context) error
-	ProbeTeacher func(ctx context.Context) error
-	// Workers are how many items each role works on at once: enough to
-	// fill every endpoint to its largest limit (the endpoints' schedulers
-	// hold the excess back). 0: the role's pinned concurrency, or 16.
-	LLMWorkers, TeacherWorkers, EmbedWorkers int
-	// Clients are the HTTP clients of every role, for their endpoints'
-	// figures (progress, manifest, stats); nil entries are skipped.
-	Clients []*httpx.Client
-}
-
-// workers is the worker-pool size for a role.
-func (d *Deps) workers(cfg *pipeline.Config, role string) int {
-	n := map[string]int{"llm": d.LLMWorkers, "teacher": d.TeacherWorkers, "embed": d.EmbedWorkers}[role]
-	if n > 0 {
-		return n
+// SlotRequest is the chat request the generate stage sends for one query
+// slot, and its fingerprint (its answer is stored under AnswerKey(fp)).
+func SlotRequest(cfg *pipeline.Config, docID string, doc dataset.Passage, qtype string, sample int) (llm.Request, string, error) {
+	plan, err := newGenPlan(cfg)
+	if err != nil {
+		return llm.Request{}, "", err
 	}
-	if n = cfg.ConcurrencyFor(role); n > 0 {
-		return n
-	}
-	return 16
+	return plan.request(docID, doc, qtype, sample)
 }
 
 // GenerateStage asks the LLM for every (passage, type, sample) slot whose
@@ -147,7 +130,7 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		}
 		var todo []slot
 		for _, sl := range slots {
-			if ok, err := st.Has(pipeline.PrefixLLM + sl.fp); err != nil {
+			if ok, err := st.Has(dataset.AnswerKey(sl.fp)); err != nil {
 				return err
 			} else if ok {
 				c.Add("cached", 1)
@@ -155,7 +138,7 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 				continue
 			}
 			if !cfg.RetryFailed {
-				if ok, err := earlierFailure(st, failKey(sl.fp), g.scope); err != nil {
+				if ok, err := dataset.EarlierFailure(st, dataset.FailKey(sl.fp), g.scope); err != nil {
 					return err
 				} else if ok {
 					c.Add("failed", 1)
@@ -269,7 +252,7 @@ func (g *generator) fillN(ctx context.Context, docID, qt string, todo []slot) ([
 	req := todo[0].req
 	req.N = len(todo)
 	ans, err := g.gen.Generate(ctx, req)
-	var ie *ItemError
+	var ie *llm.ItemError
 	switch {
 	case errors.As(err, &ie):
 		// Maybe the server refuses n > 1 (llama.cpp before it honoured n:
@@ -367,11 +350,11 @@ func (n *nGate) refused() bool {
 // one fills a single slot by its own request; ok reports an answer.
 func (g *generator) one(ctx context.Context, docID, qt string, sl slot) (ok bool, err error) {
 	ans, err := g.gen.Generate(ctx, sl.req)
-	var ie *ItemError
+	var ie *llm.ItemError
 	if errors.As(err, &ie) {
 		return false, g.ref.Failed(ie.Error(), llmRefusalHint, func() error {
 			g.c.Add("failed", 1)
-			return g.st.PutJSON(failKey(sl.fp), Failure{Stage: "generate", Item: QID(docID, qt, sl.sample), Reason: httpx.RedactText(ie.Error()), Settings: g.scope})
+			return g.st.PutJSON(dataset.FailKey(sl.fp), dataset.Failure{Stage: "generate", Item: dataset.QID(docID, qt, sl.sample), Reason: redact.Text(ie.Error()), Settings: g.scope})
 		})
 	}
 	if err != nil {
@@ -380,15 +363,15 @@ func (g *generator) one(ctx context.Context, docID, qt string, sl slot) (ok bool
 	return true, g.store(docID, []slot{sl}, ans[:1])
 }
 
-func (g *generator) store(docID string, slots []slot, ans []Answer) error {
+func (g *generator) store(docID string, slots []slot, ans []dataset.Answer) error {
 	b := g.st.NewBatch()
 	defer b.Cancel()
 	for i, sl := range slots {
-		if err := b.PutJSON(pipeline.PrefixLLM+sl.fp, ans[i]); err != nil {
+		if err := b.PutJSON(dataset.AnswerKey(sl.fp), ans[i]); err != nil {
 			return err
 		}
 		if g.retryFailed {
-			if err := b.Delete(failKey(sl.fp)); err != nil {
+			if err := b.Delete(dataset.FailKey(sl.fp)); err != nil {
 				return err
 			}
 		}
@@ -418,7 +401,7 @@ const llmRefusalHint = "the server refuses the requests themselves: check --llm-
 // countAnswerFlags counts what the answers of one request show about the
 // server: a prompt it cut silently, a completion count of one choice, a
 // model other than the one asked for.
-func (g *generator) countAnswerFlags(ans []Answer) {
+func (g *generator) countAnswerFlags(ans []dataset.Answer) {
 	if len(ans) == 0 {
 		return
 	}
@@ -428,7 +411,7 @@ func (g *generator) countAnswerFlags(ans []Answer) {
 	if ans[0].CompletionEstimated {
 		g.c.Add("answers_completion_estimated", int64(len(ans)))
 	}
-	if ans[0].Model != "" && g.model != "offline" && !SameModel(g.model, ans[0].Model) {
+	if ans[0].Model != "" && g.model != "offline" && !llm.SameModel(g.model, ans[0].Model) {
 		g.c.Add("answers_model_mismatch", int64(len(ans)))
 	}
 }
@@ -464,7 +447,7 @@ type answered struct {
 // for; an answer obtained as choice i of an n-request is stored as slot i's.
 type slot struct {
 	sample int
-	req    GenRequest
+	req    llm.Request
 	fp     string
 }
 
@@ -490,7 +473,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 			skipped[why]++
 			return nil
 		}
-		var doc Passage
+		var doc dataset.Passage
 		if err := json.Unmarshal(v, &doc); err != nil {
 			return fmt.Errorf("passage %q: %w", docID, err)
 		}
@@ -517,7 +500,7 @@ func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config,
 // both enumerate slots through forEachGroup, so they always agree on
 // fingerprints.
 func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
-	fn func(docID, qtype string, sample int, req GenRequest, fp string) error) (map[string]int64, error) {
+	fn func(docID, qtype string, sample int, req llm.Request, fp string) error) (map[string]int64, error) {
 	return forEachGroup(ctx, st, cfg, plan, func(docID, qt string, slots []slot) error {
 		for _, sl := range slots {
 			if err := fn(docID, qt, sl.sample, sl.req, sl.fp); err != nil {
@@ -526,4 +509,14 @@ func forEachSlot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, 
 		}
 		return nil
 	})
+}
+
+// Provenance names what shaped the queries: each type's template version and
+// the few-shot pool's fingerprint, as the manifest records them.
+func Provenance(cfg *pipeline.Config) (templates map[string]string, pool string, err error) {
+	plan, err := newGenPlan(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return plan.tm.Versions(), plan.pool.Fingerprint(), nil
 }

@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,23 +11,10 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/httpx"
-	"github.com/synthq/synthq/internal/window"
 	"github.com/synthq/synthq/pipeline"
 )
-
-// Scorer is what the label stage needs of a teacher: one score per passage,
-// in input order.
-type Scorer interface {
-	Score(ctx context.Context, query string, passages []string) ([]float32, error)
-}
-
-// PartialScorer is a Scorer that scores a list around the passages the
-// server refuses on their own (teacher.PartialScorer): refused maps their
-// index to the server's words.
-type PartialScorer interface {
-	ScorePartial(ctx context.Context, query string, passages []string) (scores []float32, refused map[int]string, err error)
-}
 
 // FatalError marks a teacher failure that no retry of another item can fix
 // (a bad API key, an unknown model): the run stops.
@@ -56,53 +42,6 @@ func LabelStage(deps *Deps) pipeline.Stage {
 		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
 			return labelAhead(ctx, env, deps, in)
 		}}
-}
-
-// TeacherFingerprint identifies what determines a teacher score: the API,
-// the model, what the teacher reads of a passage and the window passages
-// are cut to (TeacherWindow).
-func TeacherFingerprint(cfg *pipeline.Config) string {
-	if cfg.Offline {
-		return pipeline.Fingerprint("teacher/v1", "lexical", cfg.TeacherInput)
-	}
-	if d := TeacherWindow(cfg, nil).Desc(); d != "" {
-		return pipeline.Fingerprint("teacher/v2", cfg.TeacherAPI, cfg.TeacherModel, cfg.TeacherInput, d)
-	}
-	return pipeline.Fingerprint("teacher/v1", cfg.TeacherAPI, cfg.TeacherModel, cfg.TeacherInput)
-}
-
-// TeacherReserve is the tokens a cross-encoder's input format adds to a
-// (query, passage) pair ([CLS] query [SEP] passage [SEP], or <s> … </s></s> …
-// </s>), with a margin.
-const TeacherReserve = 8
-
-// TeacherWindow is the cut of passages for the teacher: the query and the
-// passage together within cfg.TeacherMaxTokens (none when it is negative),
-// counted by count (the --teacher-tokenizer's) or, when count is nil, by
-// window.Estimate. The fingerprint depends on it.
-func TeacherWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
-	if cfg.TeacherMaxTokens <= 0 {
-		return window.Cutter{}
-	}
-	c := window.Cutter{MaxTokens: cfg.TeacherMaxTokens, Reserve: TeacherReserve}
-	if cfg.TeacherTokenizer != "" {
-		c.Count, c.CountName = count, cfg.TeacherTokenizer
-	}
-	return c
-}
-
-// EmbedWindow is the cut of texts (prefix included) for the embedder:
-// cfg.EmbedMaxTokens less 2 for [CLS]/[SEP] (none when it is negative),
-// counted by count (the --embed-tokenizer's) or window.Estimate.
-func EmbedWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
-	if cfg.EmbedMaxTokens <= 0 {
-		return window.Cutter{}
-	}
-	c := window.Cutter{MaxTokens: cfg.EmbedMaxTokens, Reserve: 2}
-	if cfg.EmbedTokenizer != "" {
-		c.Count, c.CountName = count, cfg.EmbedTokenizer
-	}
-	return c
 }
 
 // cutAgainer is implemented by clients that cut an input again after the
@@ -156,16 +95,12 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	lb := newLabeller(env, deps, bar)
 	lb.table = table
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(deps.workers(cfg, "teacher")).WithCancelOnError().WithFirstError()
-	scanErr := st.Scan(pipeline.PrefixMined, func(qid string, v []byte) error {
+	scanErr := dataset.ScanJSON(st, pipeline.PrefixMined, func(qid string, m dataset.Mined) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if env.Stopping() {
 			return pipeline.ErrInterrupted
-		}
-		var m Mined
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("mined %s: %w", qid, err)
 		}
 		if m.Drop != "" {
 			bar.Add(1)
@@ -188,7 +123,7 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 // ahead.
 type minedItem struct {
 	QID string
-	M   Mined
+	M   dataset.Mined
 }
 
 // labelAhead scores the lists mine announces while the LLM still writes:
@@ -238,7 +173,7 @@ type labeller struct {
 
 func newLabeller(env *pipeline.Env, deps *Deps, bar *pipeline.Bar) *labeller {
 	cfg := env.Config
-	lb := &labeller{env: env, deps: deps, cfg: cfg, st: env.Store, c: env.Counters("label"), tfp: TeacherFingerprint(cfg),
+	lb := &labeller{env: env, deps: deps, cfg: cfg, st: env.Store, c: env.Counters("label"), tfp: dataset.TeacherFingerprint(cfg),
 		scope: cfg.FailureScope(), texts: newTextCache(env.Store, cfg.TeacherInput, 1<<16), ref: env.Refusals("teacher"), bar: bar}
 	var once sync.Once
 	var probeErr error
@@ -264,9 +199,9 @@ func (lb *labeller) done() {
 // fault is returned (the run stops). With derive (runLabel), the labelled
 // list l/<qid> is written and the outcome counted; without (working ahead),
 // only the cache is filled.
-func (lb *labeller) label(ctx context.Context, qid string, m Mined, derive bool) error {
+func (lb *labeller) label(ctx context.Context, qid string, m dataset.Mined, derive bool) error {
 	st, c, cfg := lb.st, lb.c, lb.cfg
-	key := pipeline.PrefixScore + pipeline.Fingerprint(lb.tfp, m.Query)
+	key := dataset.ScoreKey(lb.tfp, m.Query)
 	l, sent, err := scoreOne(ctx, st, lb.texts, lb.deps.Scorer, cfg, key, m, lb.probe, lb.scope)
 	c.Add("pairs_scored", int64(sent))
 	if !derive {
@@ -294,7 +229,7 @@ func (lb *labeller) label(ctx context.Context, qid string, m Mined, derive bool)
 				c.Add("failed", 1)
 				lb.done()
 			}
-			return recordFailure(st, failKey(key), Failure{Stage: "label", Item: qid, Reason: err.Error(), Settings: lb.scope})
+			return dataset.RecordFailure(st, dataset.FailKey(key), dataset.Failure{Stage: "label", Item: qid, Reason: err.Error(), Settings: lb.scope})
 		})
 	}
 	if sent > 0 {
@@ -316,7 +251,7 @@ func (lb *labeller) label(ctx context.Context, qid string, m Mined, derive bool)
 		return err
 	}
 	if cfg.RetryFailed {
-		if err := st.Delete(failKey(key)); err != nil {
+		if err := st.Delete(dataset.FailKey(key)); err != nil {
 			return err
 		}
 	}
@@ -346,9 +281,9 @@ func isItemFault(err error) bool {
 // *FatalError (the run stops, nothing is recorded); Endpoint faults are
 // returned as they are; anything else fails the query. A refused source
 // passage fails the query.
-func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer, cfg *pipeline.Config, key string, m Mined,
-	probe func(context.Context) error, scope string) (Labelled, int, error) {
-	var none Labelled
+func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer, cfg *pipeline.Config, key string, m dataset.Mined,
+	probe func(context.Context) error, scope string) (dataset.Labelled, int, error) {
+	var none dataset.Labelled
 	stored, err := loadScores(st, key)
 	if err != nil {
 		return none, 0, err
@@ -362,7 +297,7 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer,
 	sent := 0
 	if len(missing) > 0 {
 		if !cfg.RetryFailed {
-			if failed, err := earlierFailure(st, failKey(key), scope); err != nil {
+			if failed, err := dataset.EarlierFailure(st, dataset.FailKey(key), scope); err != nil {
 				return none, 0, err
 			} else if failed {
 				return none, 0, errEarlierFailure
@@ -419,7 +354,7 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer,
 			return none, sent, err
 		}
 	}
-	l := Labelled{DocID: m.DocID, Type: m.Type, Query: m.Query}
+	l := dataset.Labelled{DocID: m.DocID, Type: m.Type, Query: m.Query}
 	for i, id := range m.DocIDs {
 		s := stored[id]
 		if math.IsNaN(float64(s)) {
@@ -470,8 +405,8 @@ func (c *textCache) get(id string) (string, error) {
 	if ok {
 		return t, nil
 	}
-	var p Passage
-	if ok, err := c.st.GetJSON(pipeline.PrefixDoc+id, &p); err != nil {
+	var p dataset.Passage
+	if ok, err := c.st.GetJSON(dataset.DocKey(id), &p); err != nil {
 		return "", err
 	} else if !ok {
 		return "", fmt.Errorf("passage %q not in the store", id)

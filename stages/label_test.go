@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -37,8 +38,8 @@ func TestLoadScoresMergesCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	key := pipeline.PrefixScore + pipeline.Fingerprint("q")
-	other := pipeline.PrefixScore + pipeline.Fingerprint("other")
+	key := dataset.ScoreKey("teacher", "q")
+	other := dataset.ScoreKey("teacher", "other")
 	st.Put(key, encodeScores(map[string]float32{"old": 1}))
 	st.Put(scoreCallKey(key, []string{"a", "b"}), encodeScores(map[string]float32{"a": 2, "b": 3}))
 	st.Put(scoreCallKey(key, []string{"c"}), encodeScores(map[string]float32{"c": 4}))

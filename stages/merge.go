@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
-
-// Drop reason of a query that another shard's passage asked first.
-const DropDuplicateAcrossShards = "duplicate_in_corpus_across_shards"
 
 // MergeExport writes one dataset from the stores of the N shards of a run
 // (`synthq run --shard i/N` on each machine), byte-identical to what one
@@ -25,20 +23,20 @@ const DropDuplicateAcrossShards = "duplicate_in_corpus_across_shards"
 // the shards must be complete (0/N … N-1/N).
 func MergeExport(ctx context.Context, env *pipeline.Env, stores []*pipeline.Store, names []string) error {
 	cfg := env.Config
-	var corpus0 corpusMeta
+	var corpus0 dataset.CorpusMeta
 	var fp0 string
 	seen := map[uint64]string{}
 	var total uint64
 	stats := map[string]pipeline.StageStats{}
 	for i, st := range stores {
 		var c pipeline.Config
-		if ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &c); err != nil {
+		if ok, err := st.GetJSON(dataset.MetaConfig, &c); err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("merge: store %s holds no run", names[i])
 		}
-		var cm corpusMeta
-		if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &cm); err != nil {
+		var cm dataset.CorpusMeta
+		if _, err := st.GetJSON(dataset.MetaCorpus, &cm); err != nil {
 			return err
 		}
 		si, sn, err := c.ShardOf()
@@ -88,7 +86,7 @@ func MergeExport(ctx context.Context, env *pipeline.Env, stores []*pipeline.Stor
 		return err
 	}
 	if f := stats["filter"]; f.Counts != nil {
-		f.Counts["drop_"+DropDuplicateAcrossShards] = int64(len(dupes))
+		f.Counts["drop_"+dataset.DropDuplicateAcrossShards] = int64(len(dupes))
 		f.Counts["kept"] -= int64(len(dupes))
 	}
 	labels := func(ctx context.Context, fn func(qid string, v []byte) error) error {
@@ -123,9 +121,9 @@ func crossShardDuplicates(ctx context.Context, stores []*pipeline.Store, cfg *pi
 		}
 		return a.sampl < b.sampl
 	}
-	kept := func(fn func(qid string, q Query, h uint64) error) error {
+	kept := func(fn func(qid string, q dataset.Query, h uint64) error) error {
 		return pipeline.MergedScan(ctx, stores, pipeline.PrefixQuery, func(qid string, v []byte, _ int) error {
-			var q Query
+			var q dataset.Query
 			if err := json.Unmarshal(v, &q); err != nil {
 				return fmt.Errorf("query %s: %w", qid, err)
 			}
@@ -136,7 +134,7 @@ func crossShardDuplicates(ctx context.Context, stores []*pipeline.Store, cfg *pi
 		})
 	}
 	var hashes []uint64
-	if err := kept(func(_ string, _ Query, h uint64) error { hashes = append(hashes, h); return nil }); err != nil {
+	if err := kept(func(_ string, _ dataset.Query, h uint64) error { hashes = append(hashes, h); return nil }); err != nil {
 		return nil, err
 	}
 	slices.Sort(hashes)
@@ -149,7 +147,7 @@ func crossShardDuplicates(ctx context.Context, stores []*pipeline.Store, cfg *pi
 	hashes = nil
 	first := map[uint64]holder{}
 	dupes := map[string]bool{}
-	err := kept(func(qid string, q Query, h uint64) error {
+	err := kept(func(qid string, q dataset.Query, h uint64) error {
 		if !shared[h] {
 			return nil
 		}

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -12,31 +11,11 @@ import (
 
 	"github.com/sourcegraph/conc/pool"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 	"github.com/synthq/synthq/retriever"
 )
-
-// Mining drop reasons.
-const (
-	DropRoundtrip       = "roundtrip_miss"
-	DropFewCandidates   = "few_candidates"
-	DropEmbedFailed     = "query_embedding_failed"
-	RemovedDuplicateDoc = "removed_duplicate_of_source"
-)
-
-// hitList is a stored retrieval result (hits/<fingerprint>).
-type hitList struct {
-	IDs    []string  `json:"ids"`
-	Scores []float32 `json:"scores"`
-}
-
-// Embedder is what dense mining needs of an embeddings endpoint: one
-// unit-length vector per text, in input order; texts the server refuses on
-// their own (too long) get a nil vector and a reason in failed.
-type Embedder interface {
-	Embed(ctx context.Context, texts []string) (vecs [][]float32, failed map[int]string, err error)
-}
 
 // mineChunk is how many queries are retrieved together: one dense
 // SearchBatch call and one round of embedding requests.
@@ -95,8 +74,8 @@ func (ms *mineState) init(ctx context.Context, env *pipeline.Env, deps *Deps) er
 
 func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	st := env.Store
-	var meta corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta); err != nil {
+	var meta dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return err
 	}
 	sel, err := LoadSelection(ctx, st, env.Config)
@@ -106,11 +85,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 	// A candidate duplicates the source when their normalised texts are
 	// equal or the selection made one a duplicate of the other's root.
 	normOf := map[string]uint64{}
-	if err := st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
-		var p Passage
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("passage %q: %w", id, err)
-		}
+	if err := dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
 		normOf[id] = pipeline.Hash64(prompts.Normalize(p.Full()))
 		return nil
 	}); err != nil {
@@ -146,15 +121,15 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 	}
 	defer warm.Wait()
 	opts := prompts.ParseOptions{MaxWords: cfg.MaxQueryWords, MaxCopiedWords: cfg.MaxCopiedWords}
-	var chunk []Query
+	var chunk []dataset.Query
 	var qids []string
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		lists := make([][]hitList, len(chunk))
+		lists := make([][]dataset.HitList, len(chunk))
 		for i := range lists {
-			lists[i] = make([]hitList, len(ms.runs))
+			lists[i] = make([]dataset.HitList, len(ms.runs))
 		}
 		for r, run := range ms.runs {
 			if err := hitsFor(ctx, st, run, chunk, lists, r, c); err != nil {
@@ -186,8 +161,8 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 			if drop != "" {
 				continue
 			}
-			chunk = append(chunk, Query{DocID: a.DocID, Type: a.Type, Sample: a.Sample, Text: text})
-			qids = append(qids, QID(a.DocID, a.Type, a.Sample))
+			chunk = append(chunk, dataset.Query{DocID: a.DocID, Type: a.Type, Sample: a.Sample, Text: text})
+			qids = append(qids, dataset.QID(a.DocID, a.Type, a.Sample))
 			if len(chunk) >= aheadChunk {
 				if err := flush(); err != nil {
 					return err
@@ -219,15 +194,15 @@ func runMine(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState) 
 	defer bar.Finish()
 	table := st.Table(pipeline.PrefixMined)
 	defer table.Cancel()
-	var chunk []Query
+	var chunk []dataset.Query
 	var qids []string
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		lists := make([][]hitList, len(chunk)) // query -> run -> hits
+		lists := make([][]dataset.HitList, len(chunk)) // query -> run -> hits
 		for i := range lists {
-			lists[i] = make([]hitList, len(runs))
+			lists[i] = make([]dataset.HitList, len(runs))
 		}
 		for r, run := range runs {
 			if err := hitsFor(ctx, st, run, chunk, lists, r, c); err != nil {
@@ -236,7 +211,7 @@ func runMine(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState) 
 		}
 		for i, q := range chunk {
 			m, removed := mineOne(cfg, q, lists[i], normOf, sel)
-			c.Add(RemovedDuplicateDoc, int64(removed))
+			c.Add(dataset.RemovedDuplicateDoc, int64(removed))
 			if m.Drop != "" {
 				c.Add("drop_"+m.Drop, 1)
 			} else {
@@ -250,13 +225,9 @@ func runMine(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState) 
 		chunk, qids = chunk[:0], qids[:0]
 		return nil
 	}
-	if err := st.Scan(pipeline.PrefixQuery, func(qid string, v []byte) error {
+	if err := dataset.ScanJSON(st, pipeline.PrefixQuery, func(qid string, q dataset.Query) error {
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		var q Query
-		if err := json.Unmarshal(v, &q); err != nil {
-			return fmt.Errorf("query %s: %w", qid, err)
 		}
 		if q.Drop != "" {
 			bar.Add(1)
@@ -279,10 +250,10 @@ func runMine(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState) 
 // hitsFor fills lists[i][r] for every query of the chunk from the store, or
 // by searching run r for the queries whose hits are not stored (then
 // stored). A query the embedder refused gets no hits from that run.
-func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []Query, lists [][]hitList, r int, c *pipeline.Counters) error {
+func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []dataset.Query, lists [][]dataset.HitList, r int, c *pipeline.Counters) error {
 	var missing []int
 	for i, q := range chunk {
-		ok, err := st.GetJSON(pipeline.PrefixHits+pipeline.Fingerprint(run.fp, q.Text), &lists[i][r])
+		ok, err := st.GetJSON(dataset.HitsKey(run.fp, q.Text), &lists[i][r])
 		if err != nil {
 			return err
 		}
@@ -310,12 +281,12 @@ func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []Que
 			continue // refused by the embedder: not stored, asked again next run
 		}
 		// Non-nil even when empty: nil marks a refused query.
-		hl := hitList{IDs: make([]string, len(hits[j])), Scores: make([]float32, len(hits[j]))}
+		hl := dataset.HitList{IDs: make([]string, len(hits[j])), Scores: make([]float32, len(hits[j]))}
 		for k, h := range hits[j] {
 			hl.IDs[k], hl.Scores[k] = h.DocID, h.Score
 		}
 		lists[i][r] = hl
-		if err := b.PutJSON(pipeline.PrefixHits+pipeline.Fingerprint(run.fp, chunk[i].Text), hl); err != nil {
+		if err := b.PutJSON(dataset.HitsKey(run.fp, chunk[i].Text), hl); err != nil {
 			return err
 		}
 	}
@@ -337,7 +308,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 			index *retriever.BM25
 			ixErr error
 		)
-		fp := bm25RunFP(cfg, corpusSHA)
+		fp := dataset.BM25RunFP(cfg, corpusSHA)
 		runs = append(runs, firstPass{name: "bm25", fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() { index, ixErr = buildBM25(st, cfg) })
 			if ixErr != nil {
@@ -366,8 +337,8 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 		return nil, fmt.Errorf("mine: %d dense runs configured but %d embedders given", len(dense), embeddersOf(deps))
 	}
 	for i, d := range dense {
-		win := EmbedWindow(cfg, nil).Desc()
-		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
+		win := dataset.EmbedWindow(cfg, nil).Desc()
+		vc := &vectorCache{st: st, prep: env.Prepared, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
 			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: env.Counters("mine"), progress: env.Progress,
 			scope: cfg.FailureScope(), window: win}
 		var (
@@ -379,7 +350,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 		if len(dense) > 1 {
 			name = "dense" + strconv.Itoa(i)
 		}
-		fp := denseRunFP(cfg, d, corpusSHA)
+		fp := dataset.DenseRunFP(cfg, d, corpusSHA)
 		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() { index, ixErr = vc.passageIndex(ctx, d.PassagePrefix) })
 			if ixErr != nil {
@@ -429,11 +400,7 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 	b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
 	const chunk = 16384 // passages analysed in parallel at a time
 	var ids, texts []string
-	err := st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
-		var p Passage
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("passage %q: %w", id, err)
-		}
+	err := dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
 		ids, texts = append(ids, id), append(texts, p.Full())
 		if len(ids) == chunk {
 			b.AddBatch(ids, texts, 0)
@@ -450,7 +417,7 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 
 // mineOne fuses a query's run lists and applies the filters. It returns the
 // list and how many candidates it removed as duplicates of the source.
-func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]uint64, sel *Selection) (Mined, int) {
+func mineOne(cfg *pipeline.Config, q dataset.Query, lists []dataset.HitList, normOf map[string]uint64, sel *Selection) (dataset.Mined, int) {
 	var ids []string
 	switch {
 	case len(lists) == 1:
@@ -464,7 +431,7 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 			ids = append(ids, f.ID)
 		}
 	}
-	m := Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
+	m := dataset.Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
 	refused := 0
 	for _, l := range lists {
 		if l.IDs == nil {
@@ -473,7 +440,7 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 	}
 	if refused == len(lists) {
 		// Every run refused the query (the embedder could not take it).
-		m.Drop = DropEmbedFailed
+		m.Drop = dataset.DropEmbedFailed
 		return m, 0
 	}
 	srcNorm, srcRoot := normOf[q.DocID], sel.Root(q.DocID)
@@ -490,7 +457,7 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 	}
 	switch {
 	case cfg.RoundtripK > 0 && (srcRank == 0 || srcRank > cfg.RoundtripK):
-		m.Drop = DropRoundtrip
+		m.Drop = dataset.DropRoundtrip
 	case srcRank == 0:
 		// Round trip disabled and the source was not retrieved: it still
 		// belongs in its own list, at first-pass rank 0 ("not retrieved").
@@ -498,7 +465,7 @@ func mineOne(cfg *pipeline.Config, q Query, lists []hitList, normOf map[string]u
 		m.Ranks = append(m.Ranks, 0)
 	}
 	if m.Drop == "" && len(m.DocIDs) < cfg.MinCandidates {
-		m.Drop = DropFewCandidates
+		m.Drop = dataset.DropFewCandidates
 	}
 	if m.Drop != "" {
 		m.DocIDs, m.Ranks = nil, nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/dedup"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
@@ -89,7 +90,7 @@ func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config
 		if sel, err = computeSelection(ctx, st, cfg, key); err != nil {
 			return nil, err
 		}
-		if err := st.PutJSON(pipeline.PrefixMeta+"selection", sel); err != nil {
+		if err := st.PutJSON(dataset.MetaSelection, sel); err != nil {
 			return nil, err
 		}
 	}
@@ -107,12 +108,12 @@ func StoredSelection(st *pipeline.Store, cfg *pipeline.Config) (sel *Selection, 
 }
 
 func storedSelection(st *pipeline.Store, cfg *pipeline.Config) (sel Selection, ok bool, key string, err error) {
-	var meta corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta); err != nil {
+	var meta dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return sel, false, "", err
 	}
 	key = selectionKey(cfg, meta.SHA256)
-	found, err := st.GetJSON(pipeline.PrefixMeta+"selection", &sel)
+	found, err := st.GetJSON(dataset.MetaSelection, &sel)
 	if err != nil {
 		return sel, false, key, err
 	}
@@ -145,7 +146,7 @@ func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Con
 		if cfg.Dedup == "off" {
 			return nil
 		}
-		var p Passage
+		var p dataset.Passage
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("passage %q: %w", id, err)
 		}

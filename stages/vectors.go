@@ -3,14 +3,14 @@ package stages
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
 
 	"github.com/sourcegraph/conc/pool"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
 )
@@ -20,7 +20,10 @@ import (
 // a resumed or repeated run never embeds a text twice. A vector costs 4·dim
 // bytes in the store.
 type vectorCache struct {
-	st          *pipeline.Store
+	st *pipeline.Store
+	// prep, when set, is a prepared corpus's read-only store: vectors
+	// missing from st are read from it (never written to it).
+	prep        *pipeline.Store
 	emb         Embedder
 	model       string
 	concurrency int
@@ -29,14 +32,14 @@ type vectorCache struct {
 	counters    *pipeline.Counters
 	progress    *pipeline.Progress
 	scope       string // FailureScope of the run's settings
-	window      string // the embedder's window (EmbedWindow.Desc), part of failure keys
+	window      string // the embedder's window (dataset.EmbedWindow.Desc), part of failure keys
 }
 
 // key is where the vector of text is stored: by model and the text as sent
 // (cut to the embedder's window when the embedder cuts), so a changed
 // window embeds again only the texts whose cut changes.
 func (vc *vectorCache) key(text string) string {
-	return pipeline.PrefixVec + pipeline.Fingerprint("vec/v1", vc.model, vc.cut(text))
+	return dataset.VecKey(vc.model, vc.cut(text))
 }
 
 // cut is the text as the embedder sends it.
@@ -51,9 +54,9 @@ func (vc *vectorCache) cut(text string) string {
 // window and passage, so another window (or model) asks again.
 func (vc *vectorCache) failKey(id string) string {
 	if vc.window == "" {
-		return failKey(pipeline.Fingerprint("embed-passage", vc.model, id))
+		return dataset.FailKey(pipeline.Fingerprint("embed-passage", vc.model, id))
 	}
-	return failKey(pipeline.Fingerprint("embed-passage", vc.model, vc.window, id))
+	return dataset.FailKey(pipeline.Fingerprint("embed-passage", vc.model, vc.window, id))
 }
 
 func encodeVec(v []float32) []byte {
@@ -73,16 +76,26 @@ func decodeVec(b []byte) []float32 {
 }
 
 // vectors returns one vector per text (prefix included), reading stored
-// ones and embedding the rest: batches of vc.batch texts, vc.concurrency
+// ones (in the run's store, then the prepared one) and embedding the rest: batches of vc.batch texts, vc.concurrency
 // requests in flight, each batch stored as it arrives (an interrupted run
 // keeps what it paid for). Refused texts get nil and a reason in failed.
 func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string) ([][]float32, map[int]string, error) {
 	out := make([][]float32, len(texts))
 	var missing []int
+	prepared := 0
 	for i, t := range texts {
-		b, ok, err := vc.st.Get(vc.key(t))
+		k := vc.key(t)
+		b, ok, err := vc.st.Get(k)
 		if err != nil {
 			return nil, nil, err
+		}
+		if !ok && vc.prep != nil {
+			if b, ok, err = vc.prep.Get(k); err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				prepared++
+			}
 		}
 		if ok {
 			out[i] = decodeVec(b)
@@ -90,7 +103,10 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 			missing = append(missing, i)
 		}
 	}
-	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)))
+	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)-prepared))
+	if prepared > 0 {
+		vc.counters.Add(what+"_vectors_prepared", int64(prepared))
+	}
 	failed := map[int]string{}
 	if len(missing) == 0 {
 		return out, failed, nil
@@ -155,7 +171,7 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retrie
 		for i, v := range vecs {
 			if v == nil {
 				vc.counters.Add("passage_embedding_failed", 1)
-				f := Failure{Stage: "mine", Item: "passage " + ids[i], Reason: "embedding refused: " + httpx.RedactText(failed[i]), Settings: vc.scope}
+				f := dataset.Failure{Stage: "mine", Item: "passage " + ids[i], Reason: "embedding refused: " + redact.Text(failed[i]), Settings: vc.scope}
 				if err := b.PutJSON(vc.failKey(ids[i]), f); err != nil {
 					return err
 				}
@@ -172,13 +188,9 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retrie
 		ids, texts = ids[:0], texts[:0]
 		return b.Flush()
 	}
-	err := vc.st.Scan(pipeline.PrefixDoc, func(id string, v []byte) error {
-		var p Passage
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("passage %q: %w", id, err)
-		}
+	err := dataset.ScanJSON(vc.st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
 		fk := vc.failKey(id)
-		if failed, err := earlierFailure(vc.st, fk, vc.scope); err != nil {
+		if failed, err := dataset.EarlierFailure(vc.st, fk, vc.scope); err != nil {
 			return err
 		} else if failed && !vc.retryFailed {
 			vc.counters.Add("passage_embedding_failed", 1)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,6 +28,7 @@ func adaptCommand() *cli.Command {
 		&cli.StringFlag{Name: "store", Usage: "store directory of a finished run", EnvVars: env("store"), Required: true},
 		&cli.StringFlag{Name: "out", Usage: "directory to write adapter.safetensors and adapter.json to", EnvVars: env("out"), Required: true},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress output", EnvVars: env("quiet")},
+		str("prepared", "", "the folder made by synthq prepare that the run read (--prepared): its passage vectors are read instead of embedded"),
 	}
 	for _, f := range retrieverFlags() {
 		if slices.Contains(embedFlagNames, f.Names()[0]) {
@@ -125,6 +125,14 @@ func runAdapt(c *cli.Context) error {
 	}
 	log := c.App.ErrWriter
 	env := &pipeline.Env{Store: st, Config: &cfg, Progress: pipeline.NewProgress(log, false, cfg.Quiet)}
+	if dir := c.String("prepared"); dir != "" {
+		prep, _, err := openPrepared(dir, &cfg)
+		if err != nil {
+			return err
+		}
+		defer prep.Close()
+		env.Prepared = prep
+	}
 	start := time.Now()
 	data, err := stages.LoadAdapterData(c.Context, env, embedders[0], dense[0], max(embedWorkers(hcs), cfg.Concurrency))
 	if err != nil {
@@ -195,18 +203,5 @@ func runAdapt(c *cli.Context) error {
 	fmt.Fprintf(log, "adapt: dev nDCG@10 %.4f → %.4f, KL %.4f → %.4f, source first %.1f%% → %.1f%% (epoch %d of %d, %s); wrote %s\n",
 		res.Before.NDCG10, res.After.NDCG10, res.Before.KL, res.After.KL, 100*res.Before.SourceTop1, 100*res.After.SourceTop1,
 		res.Best, len(res.Curve)-1, res.Stopped, filepath.Join(c.String("out"), "adapter.safetensors"))
-	return nil
-}
-
-// writeFileAtomic writes body beside path and renames it into place.
-func writeFileAtomic(path string, body []byte) error {
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
 	return nil
 }

@@ -139,6 +139,24 @@ func TestAdaptCommand(t *testing.T) {
 	if code, msg := synthq(t, context.Background(), "adapt", "--store", filepath.Join(out2, "store"), "--out", filepath.Join(out2, "b")); code != 1 || !strings.Contains(msg, "--embed-model") {
 		t.Errorf("adapt without an embed model: exit %d: %s", code, msg)
 	}
+
+	// A run on a prepared corpus: adapt --prepared reads the passage vectors
+	// there and embeds only queries the run did not.
+	prep, out3 := t.TempDir(), t.TempDir()
+	base := append([]string{"--offline", "--quiet", "--min-candidates", "5", "--retriever", "bm25,dense"}, embed...)
+	if code, msg := synthq(t, context.Background(), append([]string{"prepare", "--corpus", corpus, "--out", prep}, base...)...); code != 0 {
+		t.Fatalf("prepare: exit %d: %s", code, msg)
+	}
+	if code, msg := synthq(t, context.Background(), append([]string{"run", "--out", out3, "--prepared", prep}, base...)...); code != 0 {
+		t.Fatalf("run --prepared: exit %d: %s", code, msg)
+	}
+	inputs()
+	if code, msg := synthq(t, context.Background(), "adapt", "--store", filepath.Join(out3, "store"), "--out", filepath.Join(out3, "a"), "--epochs", "1", "--prepared", prep); code != 0 {
+		t.Fatalf("adapt --prepared: exit %d: %s", code, msg)
+	}
+	if got := inputs(); len(got) != 0 {
+		t.Errorf("adapt --prepared embedded %d texts (%q…) the prepared corpus and the run hold", len(got), got[0])
+	}
 }
 
 // An identity adapter changes no figure of eval; an adapter of another

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synthq/synthq/inspect"
 	"github.com/synthq/synthq/stages"
 )
 
@@ -101,7 +102,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"run", "--offline", "--min-candidate", "5"}, "synthq: run: unknown flag --min-candidate; did you mean --min-candidates? (see synthq run --help)\n"},
 		{[]string{"export", "--stor", "x"}, "synthq: export: unknown flag --stor; did you mean --store? (see synthq export --help)\n"},
-		{[]string{"bogus"}, "synthq: unknown command \"bogus\"; the commands are run, export, stats, inspect, eval, report, version, help (see synthq --help)\n"},
+		{[]string{"bogus"}, "synthq: unknown command \"bogus\"; the commands are run, prepare, export, stats, inspect, eval, report, version, help (see synthq --help)\n"},
 		{[]string{"exprot", "--store", "x"}, "synthq: unknown command \"exprot\"; did you mean \"export\"? (see synthq --help)\n"},
 		{[]string{"stats"}, "synthq: stats: --store is required (see synthq stats --help)\n"},
 		{[]string{"inspect", "--json", "q"}, "synthq: inspect: --store is required (see synthq inspect --help)\n"},
@@ -169,7 +170,7 @@ func TestInspectFlagsAfterQID(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var s stages.Story
+	var s inspect.Story
 	if err := json.Unmarshal([]byte(out), &s); err != nil || s.QID != "kb001:questions:0" {
 		t.Fatalf("not the story of kb001:questions:0 as JSON (%v): %s", err, out)
 	}
@@ -233,7 +234,7 @@ func TestFunnelAndNotAsked(t *testing.T) {
 		t.Fatalf("stats: exit %d: %s", code, errs)
 	}
 	var s struct {
-		Funnel []stages.FunnelStep                          `json:"funnel"`
+		Funnel []inspect.FunnelStep                         `json:"funnel"`
 		Stages map[string]struct{ Counts map[string]int64 } `json:"stages"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {

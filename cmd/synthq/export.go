@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 )
@@ -63,7 +64,7 @@ A target flag not given keeps the value the run used (stored with its store);
 			}
 			st := stores[0]
 			var cfg pipeline.Config
-			ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg)
+			ok, err := st.GetJSON(dataset.MetaConfig, &cfg)
 			if err != nil {
 				return err
 			}

@@ -162,7 +162,8 @@ func runFlags() []cli.Flag {
 		integer("teacher-max-tokens", 512, "the teacher's window: each passage is cut at a word boundary so that query and passage fit it, counted by --teacher-tokenizer or estimated at 3 bytes a token (-1: no cut)"),
 		str("teacher-tokenizer", "", "the teacher model's tokenizer.json (byte-level BPE) for exact counts in the --teacher-max-tokens cut (default: the estimate)"),
 		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
-		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge"),
+		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge. auto/N (or auto) takes i from the scheduler: SLURM_ARRAY_TASK_ID (Slurm job arrays) or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)"),
+		str("prepared", "", "folder made by synthq prepare: read its passages, selection and passage vectors (read-only, shared by every shard) instead of reading and embedding the corpus"),
 		str("concurrency", "auto", "requests in flight to each endpoint: auto (each endpoint's limit found from its throughput and overload answers) or a number pinning every endpoint"),
 		str("llm-concurrency", "", "like --concurrency, for the LLM endpoints only"),
 		str("teacher-concurrency", "", "like --concurrency, for the teacher endpoints only"),
@@ -206,6 +207,15 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		MaxConcurrency: c.Int("max-concurrency"), MaxOutage: c.Duration("max-outage"), Grace: c.Duration("grace"),
 		MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
 		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
+		Prepared: c.String("prepared"),
+	}
+	shard, err := pipeline.ResolveShard(cfg.Shard, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Shard = shard
+	if cfg.Prepared != "" {
+		cfg.Prepared = filepath.Clean(cfg.Prepared)
 	}
 	for _, f := range []struct {
 		name string

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
@@ -382,7 +383,7 @@ func TestHoldoutAndSample(t *testing.T) {
 		defer st.Close()
 		docs := map[string]bool{}
 		st.Scan(pipeline.PrefixQuery, func(_ string, v []byte) error {
-			var q stages.Query
+			var q dataset.Query
 			json.Unmarshal(v, &q)
 			docs[q.DocID] = true
 			return nil

@@ -9,9 +9,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/inspect"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 func inspectCommand() *cli.Command {
@@ -32,12 +33,12 @@ func inspectCommand() *cli.Command {
 				return err
 			}
 			defer st.Close()
-			s, err := stages.Inspect(c.Context, st, cfg, c.Args().First())
+			s, err := inspect.Slot(c.Context, st, cfg, c.Args().First())
 			if err != nil {
 				return err
 			}
 			if s.Failure != nil {
-				s.Failure.Reason = httpx.RedactText(s.Failure.Reason) // stores written before redaction
+				s.Failure.Reason = redact.Text(s.Failure.Reason) // stores written before redaction
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -50,7 +51,7 @@ func inspectCommand() *cli.Command {
 	}
 }
 
-func printStory(w io.Writer, s *stages.Story) {
+func printStory(w io.Writer, s *inspect.Story) {
 	fmt.Fprintf(w, "qid      %s\n", s.QID)
 	fmt.Fprintf(w, "outcome  %s\n\n", s.Outcome)
 	fmt.Fprintf(w, "── passage (corpus line %d) ──\n%s\n\n", s.Passage.Line, s.Passage.Full())
@@ -103,7 +104,7 @@ func openRun(path string) (*pipeline.Store, *pipeline.Config, error) {
 		return nil, nil, err
 	}
 	var cfg pipeline.Config
-	if ok, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil || !ok {
+	if ok, err := st.GetJSON(dataset.MetaConfig, &cfg); err != nil || !ok {
 		st.Close()
 		if err == nil {
 			err = errors.New("store " + path + " holds no run (run `synthq run` first)")

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/synthq/synthq/stages"
+	"github.com/synthq/synthq/inspect"
 )
 
 // inspect tells a query's whole story, and stats shows the funnel.
@@ -26,7 +26,7 @@ func TestInspectAndFunnel(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("inspect %s: exit %d: %s", qid, code, msg)
 			}
-			var s stages.Story
+			var s inspect.Story
 			if err := json.Unmarshal([]byte(msg), &s); err != nil {
 				t.Fatalf("inspect %s --json: %v: %s", qid, err, msg)
 			}
@@ -67,7 +67,7 @@ func TestInspectAndFunnel(t *testing.T) {
 	// The funnel narrows step by step and ends at the exported rows.
 	code, msg = synthq(t, context.Background(), "stats", "--store", store, "--json")
 	var js struct {
-		Funnel []stages.FunnelStep `json:"funnel"`
+		Funnel []inspect.FunnelStep `json:"funnel"`
 	}
 	if code != 0 || json.Unmarshal([]byte(msg), &js) != nil {
 		t.Fatalf("stats --json: exit %d: %s", code, msg)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -99,7 +99,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "synthq: "+pipeline.ErrInterrupted.Error())
 		return exitInterrupted
 	}
-	fmt.Fprintln(stderr, "synthq: "+httpx.RedactText(err.Error()))
+	fmt.Fprintln(stderr, "synthq: "+redact.Text(err.Error()))
 	var fe failedItemsError
 	if errors.As(err, &fe) {
 		return exitFailedItems
@@ -125,7 +125,7 @@ synthq COMMAND --help lists a command's flags, grouped by concern.`,
 		// Prefixes and instructions may hold commas; list flags that take
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
-		Commands: []*cli.Command{runCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
+		Commands: []*cli.Command{runCommand(), prepareCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
 			adaptCommand(), reportCommand(), versionCommand()},
 	}
 	for _, cmd := range app.Commands {

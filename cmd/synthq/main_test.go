@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/pipeline"
 )
@@ -400,7 +401,7 @@ func storedConfig(t *testing.T, out string) pipeline.Config {
 	}
 	defer st.Close()
 	var cfg pipeline.Config
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil {
+	if _, err := st.GetJSON(dataset.MetaConfig, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	return cfg

@@ -207,6 +207,7 @@ func TestReadmeOfflineCommands(t *testing.T) {
 		"synthq inspect": "the inline mention of the command",
 		"synthq eval":    "the inline mention of the command",
 		"synthq export":  "the inline mention of the command",
+		"synthq prepare": "the inline mention of the command",
 		"synthq export --out /work/merged --merge /work/shard-*/": "the Kubernetes example's paths",
 		"synthq run … --out out/":                                 "an elided command line",
 		"synthq run … --report":                                   "an elided command line",
@@ -215,7 +216,7 @@ func TestReadmeOfflineCommands(t *testing.T) {
 	skipped := func(cmd string) string {
 		for prefix, why := range skip {
 			if cmd == prefix || (strings.HasPrefix(cmd, prefix) && prefix != "synthq run" && prefix != "synthq stats" &&
-				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export") {
+				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare") {
 				return why
 			}
 		}

@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +235,63 @@ func TestRealRerankWindow(t *testing.T) {
 				t.Errorf("%d lists, %d rerank answers: the teacher was never asked", len(train)+len(dev), rc.Answers("/v1/rerank", 200))
 			}
 		})
+	}
+}
+
+// Passages of short tokens against llama-server's 512-token embedder and
+// reranker (default -ub 512; issue 26): the table of contents of SciFact
+// passage 86217760 (". . . . . . 394 POLLINATION AND POLLEN TUBE GROWTH . .
+// .") cut by the 3-bytes-a-token estimate is ~20% over the window by
+// llama.cpp's count, which refuses it with "input (N tokens) is too large to
+// process". Each refused text, and each refused (query, passage) pair, is
+// cut again from the count the server states: exit 0, no failed item, and
+// stats shows the inputs cut again.
+func TestRealWindowCutAgain(t *testing.T) {
+	k := needReal(t)
+	chat, emb, rr := k.chatServer(t, "-np", "4"), k.embedServer(t), k.rerankServer(t)
+	ec, rc := counter(t, emb), counter(t, rr)
+	corp := realCorpus(t, 6, 1)
+	b, err := os.ReadFile(corp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	sb.Write(b)
+	for i, topic := range []string{"POLLINATION AND POLLEN TUBE GROWTH", "SEED DORMANCY AND GERMINATION"} {
+		// Dot leaders as a scanned table of contents has them: a token a
+		// dot, ~2.6 bytes a token over the whole text.
+		text := strings.Repeat(topic+" "+strings.Repeat(". ", 30)+strconv.Itoa(394+7*i)+" ", 30)
+		line, _ := json.Marshal(map[string]string{"_id": "toc" + strconv.Itoa(i+1), "title": "Contents", "text": text})
+		sb.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(corp, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	code, msg := synthq(t, ctx, realRunArgs(corp, out, chat.URL, rc.URL, "--max-retries", "2",
+		"--retriever", "bm25,dense", "--embed-url", ec.URL+"/v1", "--embed-model", realEmbedModel)...)
+	t.Logf("exit %d; embed: %s; rerank: %s", code, ec, rc)
+	_, stats := synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"))
+	t.Logf("stats: %s", clip(stats, 3000))
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, msg)
+	}
+	if !strings.Contains(stats, "failures  0") {
+		t.Errorf("stats lists failures")
+	}
+	m := manifestOf(t, out)
+	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	if mine["texts_cut_again"] < 2 || lab["candidates_cut_again"] < 1 {
+		t.Errorf("mine texts_cut_again %d, label candidates_cut_again %d: want the tables of contents cut again for both servers",
+			mine["texts_cut_again"], lab["candidates_cut_again"])
+	}
+	if !strings.Contains(stats, "texts_cut_again") || !strings.Contains(stats, "candidates_cut_again") {
+		t.Errorf("stats does not show the inputs cut again")
+	}
+	if ec.Answers("/v1/embeddings", 500) == 0 {
+		t.Errorf("the embedder never refused an input: the test shows nothing (%s)", ec)
 	}
 }
 

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 var dataFiles = []string{"train.arrow", "dev.arrow", "train.parquet", "dev.parquet"}
@@ -155,7 +155,7 @@ func TestShardsMergeToTheSingleMachineOutput(t *testing.T) {
 	if m.Rows["train"] != single.Rows["train"] || m.Targets.P1 != single.Targets.P1 || m.Targets.P99 != single.Targets.P99 {
 		t.Errorf("merged manifest rows %v p1 %v p99 %v; single machine %v %v %v", m.Rows, m.Targets.P1, m.Targets.P99, single.Rows, single.Targets.P1, single.Targets.P99)
 	}
-	if m.Stages["filter"].Counts["drop_"+stages.DropDuplicateAcrossShards] == 0 {
+	if m.Stages["filter"].Counts["drop_"+dataset.DropDuplicateAcrossShards] == 0 {
 		t.Errorf("no cross-shard duplicate found: the test answers should produce some")
 	}
 	// A missing shard, or stores from another run, are refused.

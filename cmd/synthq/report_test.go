@@ -19,12 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/inspect"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/report"
-	"github.com/synthq/synthq/stages"
 )
 
-var update = flag.Bool("update", false, "rewrite the reviewed artefacts under testdata/ (the report page and its screenshot)")
+var update = flag.Bool("update", false, "rewrite the reviewed artefacts under testdata/ (the report page and its screenshot, the export hashes)")
 
 // reportStore is the testdata run with per-endpoint figures added under
 // meta/endpoints, as a run with fleet scheduling stores them.
@@ -36,7 +37,7 @@ func reportStore(t *testing.T) (out, store string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.PutJSON(pipeline.PrefixMeta+"endpoints", []report.Endpoint{
+	if err := st.PutJSON(dataset.MetaEndpoints, []report.Endpoint{
 		{Role: "llm", URL: "http://gpu1:8000/v1", Requests: 240, Errors: 1, Refusals: 2, Retries: 3, Concurrency: 32, Rate: 96.5, P50ms: 310, P99ms: 920},
 		{Role: "teacher", URL: "http://tei:8080", Requests: 211, Concurrency: 8, Rate: 48.25, P50ms: 40, P99ms: 130},
 	}); err != nil {
@@ -71,7 +72,7 @@ func TestReportCommand(t *testing.T) {
 	}
 	code, msg := synthq(t, context.Background(), "stats", "--store", store, "--json")
 	var js struct {
-		Funnel []stages.FunnelStep `json:"funnel"`
+		Funnel []inspect.FunnelStep `json:"funnel"`
 	}
 	if code != 0 || json.Unmarshal([]byte(msg), &js) != nil {
 		t.Fatalf("stats: exit %d: %s", code, msg)
@@ -363,7 +364,7 @@ func storedConfigOf(t *testing.T, store string) *pipeline.Config {
 	}
 	defer st.Close()
 	var cfg pipeline.Config
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil {
+	if _, err := st.GetJSON(dataset.MetaConfig, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg.EnsureDefaults()

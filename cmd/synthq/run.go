@@ -11,8 +11,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/embed"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
+	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 	"github.com/synthq/synthq/teacher"
@@ -36,7 +39,7 @@ func runCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("run", "takes no arguments, got %q (every setting is a flag)", c.Args().First())
 			}
-			if c.String("corpus") == "" {
+			if c.String("corpus") == "" && c.String("prepared") == "" {
 				return usagef("run", "--corpus is required: the JSONL file of passages to write queries for; "+
 					"to try the flow with no server: synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5")
 			}
@@ -66,7 +69,7 @@ const startServers = `Start one, for example:
 or try the whole flow with no server: --offline`
 
 func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
-	if cfg.Corpus == "" {
+	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
 	if !cfg.Offline {
@@ -81,19 +84,35 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 			return fmt.Errorf("%s required (or --offline to run with no server).\n%s", strings.Join(missing, " and "), startServers)
 		}
 	}
+	corpus := stages.CorpusStage()
+	var prep *pipeline.Store
+	if cfg.Prepared != "" {
+		p, m, err := openPrepared(cfg.Prepared, cfg)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		prep, corpus = p, stages.PreparedCorpusStage(m)
+		if cfg.Corpus == "" {
+			cfg.Corpus = m.Corpus // the file prepared, as the manifest names it
+		}
+	}
 	st, err := pipeline.OpenStore(cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
+	if err := checkShard(st, cfg); err != nil {
+		return err
+	}
+	if err := st.PutJSON(dataset.MetaConfig, cfg); err != nil {
 		return err
 	}
 	deps, extra, err := buildDeps(cfg, log)
 	if err != nil {
 		return err
 	}
-	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap,
+	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Prepared: prep,
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	if s := pipeline.StopperFrom(ctx); s != nil {
 		s.SetGrace(cfg.Grace)
@@ -103,13 +122,40 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
 	all := []pipeline.Stage{
-		stages.CorpusStage(), stages.GenerateStage(deps), stages.FilterStage(),
+		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),
 	}
 	if err := pipeline.Run(ctx, env, all); err != nil {
 		return err
 	}
 	return summarise(env, log)
+}
+
+// checkShard refuses to go on with a store begun as another shard (a task
+// resubmitted alone whose --shard auto no longer sees the whole array, or a
+// store given to the wrong task).
+func checkShard(st *pipeline.Store, cfg *pipeline.Config) error {
+	var old pipeline.Config
+	ok, err := st.GetJSON(dataset.MetaConfig, &old)
+	if err != nil || !ok || old.Shard == cfg.Shard {
+		return err
+	}
+	was, now := old.Shard, cfg.Shard
+	if was == "" {
+		was = "the whole corpus"
+	}
+	if now == "" {
+		now = "the whole corpus"
+	}
+	return fmt.Errorf("store %s was begun as shard %s, this run is %s: give the task its own --store, or --shard %s (a Slurm task resubmitted alone: --shard auto/N)",
+		st.Path(), was, now, orWhole(old.Shard))
+}
+
+func orWhole(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
 }
 
 // doDryRun reads the corpus into the store (no server needed; the real run
@@ -155,7 +201,7 @@ func wroteOrKept(export map[string]int64) string {
 
 // leftOut says which kept lists the layout left out, and why ("" if none).
 func leftOut(export map[string]int64, cfg *pipeline.Config) string {
-	n := export["drop_"+stages.DropShorterThanListSize]
+	n := export["drop_"+dataset.DropShorterThanListSize]
 	if n == 0 {
 		return ""
 	}
@@ -168,7 +214,7 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 	if !env.Config.Quiet {
 		fmt.Fprintf(log, "%s %d train and %d dev lists to %s (manifest.json beside them)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], env.Config.Out, leftOut(ex, env.Config))
 	}
-	fails, _, err := stages.Failures(env.Store, env.Config.FailureScope())
+	fails, _, err := dataset.Failures(env.Store, env.Config.FailureScope())
 	if err != nil {
 		return err
 	}
@@ -208,12 +254,12 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		return m
 	}
 	if cfg.Offline {
-		return &stages.Deps{Generator: stages.OfflineGenerator{}, Scorer: teacher.Lexical{}, Embedders: embedders,
+		return &stages.Deps{Generator: llm.Offline{}, Scorer: teacher.Lexical{}, Embedders: embedders,
 				EmbedWorkers: embedWorkers(embedHTTP), Clients: embedHTTP},
 			func() map[string]any { return embedFacts(map[string]any{"teacher_score_kind": "lexical"}) }, nil
 	}
 	lo := httpOptions(cfg, "llm", cfg.LLMURLs, log)
-	lo.ExtraBody, lo.Limiter, lo.TokenCost = stages.LLMExtraBody(cfg), httpx.NewLimiter(cfg.RPM, cfg.TPM), stages.ChatTokenCost
+	lo.ExtraBody, lo.Limiter, lo.TokenCost = llm.ExtraBody(cfg), httpx.NewLimiter(cfg.RPM, cfg.TPM), llm.ChatTokenCost
 	llmHTTP := httpx.New(lo)
 	to := httpOptions(cfg, "teacher", cfg.TeacherURLs, log)
 	to.Limiter = httpx.NewLimiter(cfg.TeacherRPM, 0)
@@ -223,11 +269,11 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 		return nil, nil, fmt.Errorf("--teacher-tokenizer: %w", err)
 	}
 	sc, err := teacher.New(teacher.Config{API: cfg.TeacherAPI, URL: cfg.TeacherURLs[0], Model: cfg.TeacherModel,
-		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP, Window: stages.TeacherWindow(cfg, count)})
+		APIKey: cfg.TeacherAPIKey, Batch: cfg.TeacherBatch, Doer: teachHTTP, Window: dataset.TeacherWindow(cfg, count)})
 	if err != nil {
 		return nil, nil, err
 	}
-	gen := stages.NewOpenAIGenerator(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP)
+	gen := llm.NewOpenAI(cfg.LLMURLs[0], cfg.LLMModel, cfg.LLMAPIKey, llmHTTP)
 	gen.Log = log
 	deps := &stages.Deps{
 		Generator:  gen,
@@ -279,7 +325,7 @@ func buildEmbedders(cfg *pipeline.Config, log io.Writer) ([]stages.Embedder, []*
 	for _, r := range runs {
 		hc := httpx.New(httpOptions(cfg, "embed", r.URLs, log))
 		e, err := embed.New(embed.Config{URL: r.URLs[0], Model: r.Model, APIKey: cfg.EmbedAPIKey, Batch: cfg.EmbedBatch, Doer: hc,
-			Window: stages.EmbedWindow(cfg, count)})
+			Window: dataset.EmbedWindow(cfg, count)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -295,7 +341,7 @@ func probeAll(ctx context.Context, what string, urls []string, path string, log 
 	for _, u := range urls {
 		full := strings.TrimRight(u, "/") + path
 		if err := httpx.Probe(ctx, full, 10*time.Second); err != nil {
-			bad = append(bad, fmt.Sprintf("tried %s: %v", httpx.RedactURL(full), err))
+			bad = append(bad, fmt.Sprintf("tried %s: %v", redact.URL(full), err))
 		}
 	}
 	switch {
@@ -373,6 +419,6 @@ func saveEndpoints(st *pipeline.Store, hcs []*httpx.Client) {
 		}
 	}
 	if sent {
-		st.PutJSON(pipeline.PrefixMeta+"endpoints", all)
+		st.PutJSON(dataset.MetaEndpoints, all)
 	}
 }

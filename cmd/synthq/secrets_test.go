@@ -15,7 +15,7 @@ import (
 // Credentials given inside server URLs (user:password@, and key-like query
 // parameters some gateways take) reach no file, no store record, no log line
 // and no error message: every URL synthq stores or shows goes through
-// httpx.RedactURL.
+// redact.URL.
 func TestURLCredentialsNeverWritten(t *testing.T) {
 	const secret = "URLSECRET"
 	out := t.TempDir()

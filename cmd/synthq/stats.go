@@ -7,6 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/dataset"
+	"github.com/synthq/synthq/inspect"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
@@ -35,17 +37,17 @@ func statsCommand() *cli.Command {
 				return err
 			}
 			var cfg pipeline.Config
-			if _, err := st.GetJSON(pipeline.PrefixMeta+"config", &cfg); err != nil {
+			if _, err := st.GetJSON(dataset.MetaConfig, &cfg); err != nil {
 				return err
 			}
 			// Failures of the last run's settings; those recorded under
 			// other settings are only counted.
-			fails, others, err := stages.Failures(st, cfg.FailureScope())
+			fails, others, err := dataset.Failures(st, cfg.FailureScope())
 			if err != nil {
 				return err
 			}
 			if fails == nil {
-				fails = []stages.Failure{}
+				fails = []dataset.Failure{}
 			}
 			setPrices(c, &cfg)
 			if cfg.PriceInput < 0 || cfg.PriceOutput < 0 {
@@ -59,7 +61,7 @@ func statsCommand() *cli.Command {
 			}
 			use.Cost = cfg.Cost(use.PromptTokens, use.CompletionTokens)
 			var eps []httpx.EndpointStats
-			if _, err := st.GetJSON(pipeline.PrefixMeta+"endpoints", &eps); err != nil {
+			if _, err := st.GetJSON(dataset.MetaEndpoints, &eps); err != nil {
 				return err
 			}
 			size, err := st.Size()
@@ -69,7 +71,7 @@ func statsCommand() *cli.Command {
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"funnel": stages.Funnel(stats), "stages": stats, "tokens": use, "failures": fails,
+				return enc.Encode(map[string]any{"funnel": inspect.Funnel(stats), "stages": stats, "tokens": use, "failures": fails,
 					"failures_other_settings": others, "endpoints": eps, "store": size})
 			}
 			printStats(c.App.Writer, stats, use, fails, others)
@@ -90,9 +92,9 @@ func setPrices(c *cli.Context, cfg *pipeline.Config) {
 	}
 }
 
-func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.TokenUse, fails []stages.Failure, others int) {
+func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.TokenUse, fails []dataset.Failure, others int) {
 	fmt.Fprintf(w, "funnel\n")
-	for _, s := range stages.Funnel(stats) {
+	for _, s := range inspect.Funnel(stats) {
 		fmt.Fprintf(w, "  %-32s %d\n", s.Step, s.Count)
 	}
 	for _, name := range stageOrder {

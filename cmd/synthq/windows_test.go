@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/stages"
 )
@@ -53,9 +54,9 @@ func withCorpus(args []string, c string) []string {
 }
 
 type statsJSON struct {
-	Failures []stages.Failure `json:"failures"`
-	Others   int              `json:"failures_other_settings"`
-	Tokens   stages.TokenUse  `json:"tokens"`
+	Failures []dataset.Failure `json:"failures"`
+	Others   int               `json:"failures_other_settings"`
+	Tokens   stages.TokenUse   `json:"tokens"`
 }
 
 func statsOf(t *testing.T, out string) statsJSON {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // Kind says whose fault a failed request is. Every client (chat, teacher,
@@ -61,7 +63,7 @@ func (f *Fault) Error() string {
 		b.WriteString(" ")
 	}
 	if f.URL != "" {
-		b.WriteString(RedactURL(f.URL))
+		b.WriteString(redact.URL(f.URL))
 		b.WriteString(": ")
 	}
 	if f.Status != 0 {
@@ -71,7 +73,7 @@ func (f *Fault) Error() string {
 	if msg == "" && f.Err != nil {
 		msg = f.Err.Error()
 	}
-	b.WriteString(RedactText(msg))
+	b.WriteString(redact.Text(msg))
 	if f.Hint != "" {
 		b.WriteString("\n  hint: ")
 		b.WriteString(f.Hint)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // Options configure a Client. Zero fields take defaults.
@@ -205,14 +207,14 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: read request body: %w", req.Method, redact(req.URL), err)
+			return nil, fmt.Errorf("%s %s: read request body: %w", req.Method, redact.Parsed(req.URL), err)
 		}
 		body = b
 	}
 	if len(c.opts.ExtraBody) > 0 && len(body) > 0 {
 		merged, err := mergeJSON(body, c.opts.ExtraBody)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: add extra body keys: %w", req.Method, redact(req.URL), err)
+			return nil, fmt.Errorf("%s %s: add extra body keys: %w", req.Method, redact.Parsed(req.URL), err)
 		}
 		body = merged
 	}
@@ -234,7 +236,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		if err == nil && resp != nil {
-			err = &StatusError{Method: req.Method, URL: redact(req.URL), Status: resp.StatusCode, Body: peek(resp)}
+			err = &StatusError{Method: req.Method, URL: redact.Parsed(req.URL), Status: resp.StatusCode, Body: peek(resp)}
 		}
 		if f, ok := err.(*Fault); ok { // from the scheduler: the outage lasted too long
 			return nil, f
@@ -257,7 +259,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 					return nil, fmt.Errorf("after %d retries: %w", attempt, err)
 				case c.s.servedTotal() > servedAt:
 					// Others were answered meanwhile: this request's fault.
-					f := &Fault{Kind: Item, Role: c.opts.Role, URL: redact(req.URL), Err: err,
+					f := &Fault{Kind: Item, Role: c.opts.Role, URL: redact.Parsed(req.URL), Err: err,
 						Msg: fmt.Sprintf("failed %d times while the server answered other requests: %v", fails, err)}
 					if resp != nil {
 						f.Status = resp.StatusCode
@@ -314,7 +316,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, body []byte) (*
 		u, err := url.Parse(target)
 		if err != nil {
 			c.s.release(tk, outcome{kind: outAnswered})
-			return nil, outcome{kind: outAnswered}, fmt.Errorf("endpoint URL %q: %w", RedactURL(target), err)
+			return nil, outcome{kind: outAnswered}, fmt.Errorf("endpoint URL %q: %w", redact.URL(target), err)
 		}
 		r = req.Clone(ctx)
 		r.URL, r.Host = u, u.Host
@@ -346,7 +348,7 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 			kind = outTimeout
 		}
 		err = stripURL(err)
-		return nil, outcome{kind: kind, reason: transportReason(err)}, fmt.Errorf("%s %s: %w", req.Method, redact(req.URL), err)
+		return nil, outcome{kind: kind, reason: transportReason(err)}, fmt.Errorf("%s %s: %w", req.Method, redact.Parsed(req.URL), err)
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -355,13 +357,13 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			kind = outTimeout
 		}
-		return nil, outcome{kind: kind, reason: "answer cut off"}, fmt.Errorf("%s %s: read response: %w", req.Method, redact(req.URL), err)
+		return nil, outcome{kind: kind, reason: "answer cut off"}, fmt.Errorf("%s %s: read response: %w", req.Method, redact.Parsed(req.URL), err)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if !json.Valid(b) {
-			return resp, outcome{kind: outFailed, reason: "answer not JSON"}, &invalidJSONError{fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact(req.URL), resp.StatusCode, len(b))}
+			return resp, outcome{kind: outFailed, reason: "answer not JSON"}, &invalidJSONError{fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact.Parsed(req.URL), resp.StatusCode, len(b))}
 		}
 		o := outcome{kind: outOK}
 		if d, spent := budgetSpent(resp.Header, c.now(), c.opts.MaxRetryAfter); spent {
@@ -450,9 +452,6 @@ func mergeJSON(body []byte, extra map[string]any) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// redact is RedactURL of a parsed URL.
-func redact(u *url.URL) string { return redactURL(u) }
-
 // stripURL removes the *url.Error wrapper, whose message repeats the full URL.
 func stripURL(err error) error {
 	var ue *url.Error
@@ -470,13 +469,13 @@ func Probe(ctx context.Context, rawURL string, timeout time.Duration) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return fmt.Errorf("invalid URL %q: %w", RedactURL(rawURL), stripURL(err))
+		return fmt.Errorf("invalid URL %q: %w", redact.URL(rawURL), stripURL(err))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("no answer from %s within %s", redact(req.URL), timeout)
+			return fmt.Errorf("no answer from %s within %s", redact.Parsed(req.URL), timeout)
 		}
 		return stripURL(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // sched is a role's endpoints (equivalent base URLs serving one model) and
@@ -29,11 +31,15 @@ import (
 // log once and then every minute, and gives up after MaxOutage with an
 // Endpoint fault (the run stops; nothing is marked failed).
 type sched struct {
-	mu        sync.Mutex
-	role      string
-	eps       []*endpoint
-	next      int
-	wake      chan struct{} // closed and replaced whenever permits free up
+	mu   sync.Mutex
+	role string
+	eps  []*endpoint
+	next int
+	// waiters are the callers waiting for a permit, first come first
+	// served: a release wakes as many as there are permits free, not all
+	// (with hundreds waiting, waking all on every answer cost a fifth of
+	// synthq's CPU).
+	waiters   []chan struct{}
 	now       func() time.Time
 	log       io.Writer
 	restAfter int
@@ -87,7 +93,7 @@ func newSched(o *Options) *sched {
 	if now == nil {
 		now = time.Now
 	}
-	s := &sched{role: o.Role, wake: make(chan struct{}), now: now, log: o.Log,
+	s := &sched{role: o.Role, now: now, log: o.Log,
 		restAfter: o.RestAfter, maxOutage: o.MaxOutage, probeMin: o.BaseDelay, probeMax: o.ProbeMax, start: now()}
 	if s.log == nil {
 		s.log = io.Discard
@@ -101,7 +107,7 @@ func newSched(o *Options) *sched {
 		if o.Concurrency > 0 {
 			ctl = newController(o.Concurrency, o.Concurrency, true)
 		}
-		s.eps = append(s.eps, &endpoint{prefix: p, name: RedactURL(p), ctl: ctl})
+		s.eps = append(s.eps, &endpoint{prefix: p, name: redact.URL(p), ctl: ctl})
 	}
 	return s
 }
@@ -143,16 +149,20 @@ func (s *sched) acquire(ctx context.Context, rawURL string) (string, *ticket, er
 			return "", nil, ErrStopped
 		default:
 		}
-		tk, wakeAt, err := s.try(s.now())
+		s.mu.Lock()
+		tk, wakeAt, err := s.tryLocked(s.now())
+		var ch chan struct{}
+		if tk == nil && err == nil {
+			ch = make(chan struct{}, 1)
+			s.waiters = append(s.waiters, ch)
+		}
+		s.mu.Unlock()
 		if err != nil {
 			return "", nil, err
 		}
 		if tk != nil {
 			return tk.ep.prefix + rest, tk, nil
 		}
-		s.mu.Lock()
-		ch := s.wake
-		s.mu.Unlock()
 		var timer <-chan time.Time
 		var tm *time.Timer
 		if !wakeAt.IsZero() {
@@ -160,23 +170,72 @@ func (s *sched) acquire(ctx context.Context, rawURL string) (string, *ticket, er
 			timer = tm.C
 		}
 		select {
+		case <-ch: // woken by a release: a permit may be free
 		case <-ctx.Done():
-			if tm != nil {
-				tm.Stop()
-			}
+			s.leave(ch)
+			stopTimer(tm)
 			return "", nil, ctx.Err()
 		case <-stop:
-			if tm != nil {
-				tm.Stop()
-			}
+			s.leave(ch)
+			stopTimer(tm)
 			return "", nil, ErrStopped
-		case <-ch:
 		case <-timer:
+			s.leave(ch)
 		}
-		if tm != nil {
-			tm.Stop()
+		stopTimer(tm)
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// leave takes a waiter off the queue; a wake it got meanwhile and will not
+// use is passed on to the next waiter.
+func (s *sched) leave(ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range s.waiters {
+		if w == ch {
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			return
 		}
 	}
+	select {
+	case <-ch:
+		s.wakeLocked(1)
+	default:
+	}
+}
+
+// wakeLocked wakes up to n waiters, first come first served.
+func (s *sched) wakeLocked(n int) {
+	for ; n > 0 && len(s.waiters) > 0; n-- {
+		s.waiters[0] <- struct{}{}
+		s.waiters[0] = nil
+		s.waiters = s.waiters[1:]
+	}
+}
+
+// room is the number of permits free at t: room under each endpoint's
+// limit, and one probe for a down endpoint not being probed; none for an
+// endpoint paused.
+func (s *sched) room(t time.Time) int {
+	n := 0
+	for _, e := range s.eps {
+		switch {
+		case t.Before(e.pauseUntil):
+		case e.down:
+			if !e.probing {
+				n++
+			}
+		default:
+			n += max(e.ctl.limit-e.inFlight, 0)
+		}
+	}
+	return n
 }
 
 // try takes a permit at time t if an endpoint has room; otherwise it
@@ -184,6 +243,10 @@ func (s *sched) acquire(ctx context.Context, rawURL string) (string, *ticket, er
 func (s *sched) try(t time.Time) (*ticket, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.tryLocked(t)
+}
+
+func (s *sched) tryLocked(t time.Time) (*ticket, time.Time, error) {
 	if err := s.outageErr(t); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -346,7 +409,7 @@ func (s *sched) release(t *ticket, o outcome) {
 			s.markDown(e, now, o.reason, false)
 		}
 	}
-	s.broadcast()
+	s.wakeLocked(max(s.room(now), 1))
 }
 
 // trouble remembers the limit an endpoint had before a run of failures, to
@@ -471,11 +534,6 @@ func (s *sched) logOutage(t time.Time) {
 	}
 	fmt.Fprintf(s.log, "%s endpoint %s still %s (since %s, %s ago; %s); waiting, up to --max-outage %s\n",
 		s.role, names, e.state(), s.allDownSince.Format("15:04:05"), t.Sub(s.allDownSince).Round(time.Second), e.downReason, s.maxOutage)
-}
-
-func (s *sched) broadcast() {
-	close(s.wake)
-	s.wake = make(chan struct{})
 }
 
 // servedTotal is the number of successes over all endpoints.

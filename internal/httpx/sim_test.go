@@ -349,11 +349,6 @@ func TestSchedulerPinnedLimit(t *testing.T) {
 	}
 }
 
-func ExampleRedactURL() {
-	fmt.Println(RedactURL("https://user:secret@llm.example/v1?api_key=abc"))
-	// Output: https://llm.example/v1?api_key=REDACTED
-}
-
 // flaky wraps a server that is gone (connection refused) from downAt for
 // downFor, as when vLLM restarts.
 type flaky struct {

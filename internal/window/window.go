@@ -14,7 +14,7 @@ import (
 )
 
 // Estimate is the documented token estimate used to cut when no tokenizer
-// is given: one token per 3 bytes, rounded up. That is stages.EstimateTokens'
+// is given: one token per 3 bytes, rounded up. That is llm.EstimateTokens'
 // 4 bytes a token with a margin of a quarter, because cross-encoder and
 // embedding vocabularies (BERT WordPiece, XLM-R) split domain text (numbers,
 // chemical and gene names) finer than Llama 3's 128k vocabulary does: a cut

@@ -14,8 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/stages"
 )
 
 func main() {
@@ -52,14 +52,14 @@ func main() {
 	id := func(i int) string { return fmt.Sprintf("p%07d", i) }
 	b := st.NewBatch()
 	for i := 0; i < *passages; i++ {
-		if err := b.PutJSON(pipeline.PrefixDoc+id(i), stages.Passage{Title: text(3), Text: text(*words)}); err != nil {
+		if err := b.PutJSON(dataset.DocKey(id(i)), dataset.Passage{Title: text(3), Text: text(*words)}); err != nil {
 			log.Fatal(err)
 		}
 	}
 	types := []string{"questions", "claims", "titles", "keywords", "msmarco", "random"}
 	for q := 0; q < *rows; q++ {
 		src := q / len(types) % *passages
-		l := stages.Labelled{DocID: id(src), Type: types[q%len(types)], Query: text(8)}
+		l := dataset.Labelled{DocID: id(src), Type: types[q%len(types)], Query: text(8)}
 		for k := 0; k < *cands; k++ {
 			d := src
 			if k > 0 {
@@ -73,14 +73,14 @@ func main() {
 			}
 			l.Raw = append(l.Raw, score)
 		}
-		qid := stages.QID(l.DocID, l.Type, q/(len(types)**passages))
-		if err := b.PutJSON(pipeline.PrefixLabel+qid, l); err != nil {
+		qid := dataset.QID(l.DocID, l.Type, q/(len(types)**passages))
+		if err := b.PutJSON(dataset.LabelKey(qid), l); err != nil {
 			log.Fatal(err)
 		}
 	}
 	cfg := &pipeline.Config{Offline: true, Out: *out, RequireSourceTop1: true, MinTopPercentile: 25, DevFraction: 0.1, Seed: 1}
 	cfg.EnsureDefaults()
-	if err := b.PutJSON(pipeline.PrefixMeta+"config", cfg); err != nil {
+	if err := b.PutJSON(dataset.MetaConfig, cfg); err != nil {
 		log.Fatal(err)
 	}
 	if err := b.Flush(); err != nil {

@@ -1,4 +1,4 @@
-package stages
+package dataset
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func TestTargetsHandComputed(t *testing.T) {
 	}
 	defer st.Close()
 	put := func(qid string, l Labelled) {
-		if err := st.PutJSON(pipeline.PrefixLabel+qid, l); err != nil {
+		if err := st.PutJSON(LabelKey(qid), l); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,22 +92,22 @@ func TestTargetsHandComputed(t *testing.T) {
 		t.Fatalf("kept %d, counts %v, dev %d", tg.Kept, tg.counts, tg.DevSource)
 	}
 	l := Labelled{DocID: "d", DocIDs: []string{"y", "d", "z"}, Ranks: []int32{3, 1, 0}, Raw: []float32{3, 8, 4}}
-	idx, drop := tg.row(&l, cfg)
+	idx, drop := tg.Row(&l, cfg)
 	// Sorted by score: d (8), z (4), y (3); list size 2 keeps d, z.
 	if drop != "" || len(idx) != 2 || l.DocIDs[idx[0]] != "d" || l.DocIDs[idx[1]] != "z" {
 		t.Fatalf("row = %v %q", idx, drop)
 	}
 	// (8 - 0.111) / (10.89 - 0.111) = 0.731886; (4 - 0.111) / 10.779 = 0.360794
-	if got := tg.normalise(8, cfg); !near(float64(got), 0.731886) {
+	if got := tg.Normalise(8, cfg); !near(float64(got), 0.731886) {
 		t.Errorf("normalise(8) = %v", got)
 	}
-	if got := tg.normalise(4, cfg); !near(float64(got), 0.360794) {
+	if got := tg.Normalise(4, cfg); !near(float64(got), 0.360794) {
 		t.Errorf("normalise(4) = %v", got)
 	}
-	if got := tg.normalise(11, cfg); got != 1 {
+	if got := tg.Normalise(11, cfg); got != 1 {
 		t.Errorf("normalise(11) = %v, want clipped to 1", got)
 	}
-	if got := tg.normalise(0, cfg); got != 0 {
+	if got := tg.Normalise(0, cfg); got != 0 {
 		t.Errorf("normalise(0) = %v, want clipped to 0", got)
 	}
 	// Changing a threshold is a pure recomputation: with no percentile filter c is kept.
@@ -120,7 +120,7 @@ func TestTargetsHandComputed(t *testing.T) {
 	cfg.RequireSourceTop1 = false
 	cfg.ListSize = 2
 	lb := Labelled{DocID: "b", DocIDs: []string{"b", "x", "y"}, Ranks: []int32{1, 2, 3}, Raw: []float32{5, 10, 1}}
-	idx, _ = tg2.row(&lb, cfg)
+	idx, _ = tg2.Row(&lb, cfg)
 	if lb.DocIDs[idx[0]] != "x" || lb.DocIDs[idx[1]] != "b" {
 		t.Errorf("row without source-top1 = %v", idx)
 	}

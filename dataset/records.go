@@ -1,14 +1,11 @@
-// Package stages holds one file per stage of the flow: corpus, generate,
-// filter, mine, label and export (with the targets computation that the
-// export applies). Each stage reads its inputs from the store and writes its
-// results there.
-package stages
+package dataset
 
 import (
-	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 
-	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
 )
 
@@ -59,10 +56,10 @@ type Failure struct {
 	Settings string `json:"settings,omitempty"`
 }
 
-// earlierFailure reports whether the item of key is recorded as failed, and
+// EarlierFailure reports whether the item of key is recorded as failed, and
 // stamps the record with this run's scope (its reason unchanged), so that
 // it counts as a failure of the current settings.
-func earlierFailure(st *pipeline.Store, key, scope string) (bool, error) {
+func EarlierFailure(st *pipeline.Store, key, scope string) (bool, error) {
 	var f Failure
 	ok, err := st.GetJSON(key, &f)
 	if err != nil || !ok {
@@ -77,11 +74,11 @@ func earlierFailure(st *pipeline.Store, key, scope string) (bool, error) {
 	return true, nil
 }
 
-// recordFailure stores f under key; a failure already recorded there keeps
+// RecordFailure stores f under key; a failure already recorded there keeps
 // its first reason (only its Settings stamp changes), so a re-run that meets
 // the same refusal, or a stored one, never replaces the server's words.
-func recordFailure(st *pipeline.Store, key string, f Failure) error {
-	f.Reason = httpx.RedactText(f.Reason)
+func RecordFailure(st *pipeline.Store, key string, f Failure) error {
+	f.Reason = redact.Text(f.Reason)
 	var old Failure
 	if ok, err := st.GetJSON(key, &old); err != nil {
 		return err
@@ -97,11 +94,7 @@ func recordFailure(st *pipeline.Store, key string, f Failure) error {
 // Failures returns the recorded failures of the settings whose FailureScope
 // is scope, and how many others the store holds (of other settings).
 func Failures(st *pipeline.Store, scope string) (current []Failure, others int, err error) {
-	err = st.Scan(pipeline.PrefixFail, func(_ string, v []byte) error {
-		var f Failure
-		if err := json.Unmarshal(v, &f); err != nil {
-			return err
-		}
+	err = ScanJSON(st, pipeline.PrefixFail, func(_ string, f Failure) error {
 		if f.Settings == scope {
 			current = append(current, f)
 		} else {
@@ -143,10 +136,37 @@ type Labelled struct {
 	Raw    []float32 `json:"raw"`
 }
 
+// HitList is a stored retrieval result (hits/<fingerprint>).
+type HitList struct {
+	IDs    []string  `json:"ids"`
+	Scores []float32 `json:"scores"`
+}
+
+// CorpusMeta is what the store remembers of the corpus it was made from
+// (meta/corpus).
+type CorpusMeta struct {
+	SHA256   string `json:"sha256"`
+	Passages int    `json:"passages"`
+}
+
 // QID names the query slot (passage, type, sample): "<docid>:<type>:<n>".
 func QID(docID, qtype string, sample int) string {
 	return docID + ":" + qtype + ":" + strconv.Itoa(sample)
 }
 
-// failKey is where a unit of work's permanent failure is recorded.
-func failKey(fp string) string { return pipeline.PrefixFail + fp }
+// SplitQID splits "<docid>:<type>:<n>" (the passage id may hold colons).
+func SplitQID(qid string) (docID, qtype string, sample int, err error) {
+	i := strings.LastIndex(qid, ":")
+	j := -1
+	if i > 0 {
+		j = strings.LastIndex(qid[:i], ":")
+	}
+	if j <= 0 {
+		return "", "", 0, fmt.Errorf("qid %q: want <docid>:<type>:<n>", qid)
+	}
+	sample, err = strconv.Atoi(qid[i+1:])
+	if err != nil {
+		return "", "", 0, fmt.Errorf("qid %q: sample %q is not a number", qid, qid[i+1:])
+	}
+	return qid[:j], qid[j+1 : i], sample, nil
+}

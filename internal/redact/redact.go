@@ -1,4 +1,7 @@
-package httpx
+// Package redact removes credentials from URLs and from free text that
+// holds URLs, before anything is logged, stored, shown or put in an error.
+// Every client, the store, the manifest and the report use it.
+package redact
 
 import (
 	"net/url"
@@ -9,7 +12,7 @@ import (
 // Redacted replaces a secret in a URL shown or stored by synthq.
 const Redacted = "REDACTED"
 
-// RedactURL returns raw without credentials, for logs, errors, the stored
+// URL returns raw without credentials, for logs, errors, the stored
 // config and the manifest: the user information (user:password@) is dropped
 // and the value of every key-like query parameter (key, api_key, apikey,
 // token, access_token, secret, password, sig, signature, and any name
@@ -18,16 +21,16 @@ const Redacted = "REDACTED"
 // redact to the same string. A string that does not parse as a URL with a
 // scheme and host is returned with anything that looks like user
 // information or a key-like parameter redacted all the same.
-func RedactURL(raw string) string {
+func URL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return redactLoose(raw)
 	}
-	return redactURL(u)
+	return Parsed(u)
 }
 
-// redactURL is RedactURL of a parsed URL.
-func redactURL(u *url.URL) string {
+// Parsed is URL of a parsed URL.
+func Parsed(u *url.URL) string {
 	c := *u
 	if c.User != nil {
 		c.User = nil
@@ -79,16 +82,16 @@ func secretParam(name string) bool {
 // urlInText finds URLs with a scheme inside free text.
 var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>` + "`" + `]+`)
 
-// RedactText applies RedactURL to every URL found in s (an error message, a
+// Text applies URL to every URL found in s (an error message, a
 // stored failure reason), leaving the rest of the text as it is.
-func RedactText(s string) string {
+func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
 	return urlInText.ReplaceAllStringFunc(s, func(m string) string {
 		// Trailing punctuation belongs to the sentence, not the URL.
 		trimmed := strings.TrimRight(m, ".,;:)]}")
-		return RedactURL(trimmed) + m[len(trimmed):]
+		return URL(trimmed) + m[len(trimmed):]
 	})
 }
 

@@ -1,4 +1,9 @@
-package stages
+// Package llm is the client of OpenAI-compatible chat completions servers
+// (vLLM, Ollama, llama.cpp server, TGI, hosted APIs) that writes the
+// synthetic queries, and the offline generator that writes extractive ones
+// with no server. The generate stage consumes them through its Generator
+// interface; retries, scheduling and the error taxonomy are internal/httpx's.
+package llm
 
 import (
 	"context"
@@ -12,13 +17,15 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/httpx"
+	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
 
-// GenRequest is one chat request for one query slot.
-type GenRequest struct {
+// Request is one chat request for one query slot.
+type Request struct {
 	Messages    []prompts.Message
 	Type        string
 	Passage     string // the (cut) passage, for generators that read it directly
@@ -29,13 +36,6 @@ type GenRequest struct {
 	MaxTokens   int
 }
 
-// Generator answers one chat request with up to req.N answers (a server that
-// ignores the n parameter returns one). Token usage is reported on the first
-// answer. Implementations are safe for concurrent use.
-type Generator interface {
-	Generate(ctx context.Context, req GenRequest) ([]Answer, error)
-}
-
 // ItemError is a failure of one unit of work that must not stop the run (a
 // 400 "context length exceeded", retries exhausted): the item is recorded as
 // failed with its reason.
@@ -44,9 +44,9 @@ type ItemError struct{ Err error }
 func (e *ItemError) Error() string { return e.Err.Error() }
 func (e *ItemError) Unwrap() error { return e.Err }
 
-// OpenAIGenerator talks to any OpenAI-compatible chat completions server
+// OpenAI talks to any OpenAI-compatible chat completions server
 // (vLLM, Ollama, llama.cpp server, TGI, hosted APIs) through go-openai.
-type OpenAIGenerator struct {
+type OpenAI struct {
 	client *openai.Client
 	model  string
 	url    string
@@ -57,21 +57,21 @@ type OpenAIGenerator struct {
 	warnModel sync.Once
 }
 
-// NewOpenAIGenerator returns a generator for the server at baseURL (".../v1").
+// NewOpenAI returns a generator for the server at baseURL (".../v1").
 // doer carries retries and backoff (an *httpx.Client).
-func NewOpenAIGenerator(baseURL, model, apiKey string, doer openai.HTTPDoer) *OpenAIGenerator {
+func NewOpenAI(baseURL, model, apiKey string, doer openai.HTTPDoer) *OpenAI {
 	cfg := openai.DefaultConfig(apiKey)
 	cfg.BaseURL = strings.TrimRight(baseURL, "/")
 	if doer != nil {
 		cfg.HTTPClient = doer
 	}
-	return &OpenAIGenerator{client: openai.NewClientWithConfig(cfg), model: model, url: cfg.BaseURL}
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), model: model, url: cfg.BaseURL}
 }
 
 // Generate sends one chat completion. Temperature and top_p of 0 reach the
 // server as 0 through the HTTP layer's extra body keys (go-openai drops zero
-// values); see LLMExtraBody.
-func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) ([]Answer, error) {
+// values); see ExtraBody.
+func (g *OpenAI) Generate(ctx context.Context, req Request) ([]dataset.Answer, error) {
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
@@ -97,14 +97,14 @@ func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) ([]Answe
 		return nil, &ItemError{fmt.Errorf("llm: answer has no choices")}
 	}
 	// Choices are ordered by their index field, not by position.
-	out := make([]Answer, len(resp.Choices))
+	out := make([]dataset.Answer, len(resp.Choices))
 	seen := make([]bool, len(resp.Choices))
 	for _, ch := range resp.Choices {
 		if ch.Index < 0 || ch.Index >= len(out) || seen[ch.Index] {
 			return nil, &ItemError{fmt.Errorf("llm: answer has choice index %d (of %d choices)", ch.Index, len(out))}
 		}
 		seen[ch.Index] = true
-		out[ch.Index] = Answer{Content: ch.Message.Content, FinishReason: string(ch.FinishReason), Model: resp.Model}
+		out[ch.Index] = dataset.Answer{Content: ch.Message.Content, FinishReason: string(ch.FinishReason), Model: resp.Model}
 	}
 	out[0].PromptTokens = resp.Usage.PromptTokens
 	out[0].CompletionTokens = resp.Usage.CompletionTokens
@@ -128,7 +128,7 @@ func (g *OpenAIGenerator) Generate(ctx context.Context, req GenRequest) ([]Answe
 	return out, nil
 }
 
-func (g *OpenAIGenerator) warn(format string, args ...any) {
+func (g *OpenAI) warn(format string, args ...any) {
 	if g.Log != nil {
 		fmt.Fprintf(g.Log, format, args...)
 	}
@@ -161,7 +161,7 @@ func PromptTruncated(reported, estimate int) bool {
 // exceeds that unless one choice is more than three times all the others
 // together (then the report is kept: under-counting is possible, never
 // over-counting); the estimate errs high by 10-20% for English.
-func UnderReportedCompletion(reported int, ans []Answer) (estimate int, ok bool) {
+func UnderReportedCompletion(reported int, ans []dataset.Answer) (estimate int, ok bool) {
 	if len(ans) < 2 {
 		return 0, false
 	}
@@ -193,7 +193,7 @@ func SameModel(asked, answered string) bool {
 // fault carries its hint (and, for an unknown model, the server's models) and
 // stops the run, an Endpoint fault (down after the HTTP layer's retries) is
 // returned as it is.
-func (g *OpenAIGenerator) classify(ctx context.Context, err error) error {
+func (g *OpenAI) classify(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -219,7 +219,7 @@ func (g *OpenAIGenerator) classify(ctx context.Context, err error) error {
 			msg = httpx.ErrorText(reqErr.Body)
 		}
 	}
-	f := &httpx.Fault{Role: "llm", URL: httpx.RedactURL(g.url), Status: status, Msg: msg, Err: err}
+	f := &httpx.Fault{Role: "llm", URL: redact.URL(g.url), Status: status, Msg: msg, Err: err}
 	if status == 0 {
 		f.Kind = httpx.Endpoint
 		return f
@@ -240,7 +240,7 @@ func (g *OpenAIGenerator) classify(ctx context.Context, err error) error {
 	return f
 }
 
-func (g *OpenAIGenerator) listModels(ctx context.Context) string {
+func (g *OpenAI) listModels(ctx context.Context) string {
 	ml, err := g.client.ListModels(ctx)
 	if err != nil || len(ml.Models) == 0 {
 		return ""
@@ -252,26 +252,27 @@ func (g *OpenAIGenerator) listModels(ctx context.Context) string {
 	return "; the server offers: " + strings.Join(ids, ", ")
 }
 
-// OfflineGenerator writes extractive pseudo-queries with no server: random
+// Offline writes extractive pseudo-queries with no server: random
 // spans cropped from the passage (as in unsupervised contrastive
 // pre-training), shaped per type: a few words for titles, up to five
 // comma-separated words for keywords, longer spans otherwise. The span is
 // drawn with the request's seed, so answers depend only on the request.
-type OfflineGenerator struct{}
+type Offline struct{}
 
-// Generate implements Generator; choice i uses seed req.Seed+i.
-func (OfflineGenerator) Generate(ctx context.Context, req GenRequest) ([]Answer, error) {
+// Generate answers req with max(req.N, 1) answers; choice i uses seed
+// req.Seed+i.
+func (Offline) Generate(ctx context.Context, req Request) ([]dataset.Answer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]Answer, max(req.N, 1))
+	out := make([]dataset.Answer, max(req.N, 1))
 	for i := range out {
 		out[i] = offlineAnswer(req, req.Seed+i)
 	}
 	return out, nil
 }
 
-func offlineAnswer(req GenRequest, seed int) Answer {
+func offlineAnswer(req Request, seed int) dataset.Answer {
 	words := strings.Fields(req.Passage)
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	var out string
@@ -298,13 +299,13 @@ func offlineAnswer(req GenRequest, seed int) Answer {
 		out = strings.Join(words[start:start+n], " ")
 	}
 	toks := len(strings.Fields(out))
-	return Answer{Content: out, FinishReason: "stop", Model: "offline", CompletionTokens: toks}
+	return dataset.Answer{Content: out, FinishReason: "stop", Model: "offline", CompletionTokens: toks}
 }
 
-// LLMExtraBody is the set of keys merged into every chat request body:
+// ExtraBody is the set of keys merged into every chat request body:
 // temperature and top_p (so that 0 reaches the server as 0; go-openai drops
-// zero values) and the user's --llm-extra keys, which win.
-func LLMExtraBody(cfg *pipeline.Config) map[string]any {
+// zero values) and the user's --llm-extra keys (cfg.LLMExtra), which win.
+func ExtraBody(cfg *pipeline.Config) map[string]any {
 	extra := map[string]any{"temperature": cfg.Temperature, "top_p": cfg.TopP}
 	for k, v := range cfg.LLMExtra {
 		extra[k] = v

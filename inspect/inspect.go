@@ -1,26 +1,30 @@
-package stages
+// Package inspect tells what the store knows of one query slot (synthq
+// inspect) and reads the funnel from passages to exported lists off the
+// stage counts (synthq stats). It reads the store only.
+package inspect
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
+	"github.com/synthq/synthq/stages"
 )
 
 // Story is everything the store knows about one query slot, from the
 // passage to the exported list.
 type Story struct {
 	QID        string            `json:"qid"`
-	Passage    Passage           `json:"passage"`
+	Passage    dataset.Passage   `json:"passage"`
 	Prompt     []prompts.Message `json:"prompt"`
-	Answer     *Answer           `json:"answer,omitempty"`
-	Failure    *Failure          `json:"failure,omitempty"`
-	Query      *Query            `json:"query,omitempty"`
+	Answer     *dataset.Answer   `json:"answer,omitempty"`
+	Failure    *dataset.Failure  `json:"failure,omitempty"`
+	Query      *dataset.Query    `json:"query,omitempty"`
 	Candidates []Candidate       `json:"candidates,omitempty"`
 	Outcome    string            `json:"outcome"`
 }
@@ -35,35 +39,18 @@ type Candidate struct {
 	Source   bool     `json:"source,omitempty"`
 }
 
-// SplitQID splits "<docid>:<type>:<n>" (the passage id may hold colons).
-func SplitQID(qid string) (docID, qtype string, sample int, err error) {
-	i := strings.LastIndex(qid, ":")
-	j := -1
-	if i > 0 {
-		j = strings.LastIndex(qid[:i], ":")
-	}
-	if j <= 0 {
-		return "", "", 0, fmt.Errorf("qid %q: want <docid>:<type>:<n>", qid)
-	}
-	sample, err = strconv.Atoi(qid[i+1:])
-	if err != nil {
-		return "", "", 0, fmt.Errorf("qid %q: sample %q is not a number", qid, qid[i+1:])
-	}
-	return qid[:j], qid[j+1 : i], sample, nil
-}
-
-// Inspect tells the story of one query slot: its passage, the prompt that
+// Slot tells the story of one query slot: its passage, the prompt that
 // was (or would be) sent, the raw answer, the parsed query, the candidates
 // with retriever ranks and teacher scores, and why it was kept or dropped.
 // The targets come from the last export (meta/targets) or, failing that,
 // are computed from the store (three scans of the labelled table).
-func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid string) (*Story, error) {
-	docID, qtype, sample, err := SplitQID(qid)
+func Slot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid string) (*Story, error) {
+	docID, qtype, sample, err := dataset.SplitQID(qid)
 	if err != nil {
 		return nil, err
 	}
 	s := &Story{QID: qid}
-	if ok, err := st.GetJSON(pipeline.PrefixDoc+docID, &s.Passage); err != nil {
+	if ok, err := st.GetJSON(dataset.DocKey(docID), &s.Passage); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, fmt.Errorf("passage %q is not in the store", docID)
@@ -74,29 +61,25 @@ func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid 
 		s.Outcome = "not asked by this run: " + why
 		return s, nil
 	}
-	plan, err := newGenPlan(cfg)
-	if err != nil {
-		return nil, err
-	}
-	req, fp, err := plan.request(docID, s.Passage, qtype, sample)
+	req, fp, err := stages.SlotRequest(cfg, docID, s.Passage, qtype, sample)
 	if err != nil {
 		return nil, err
 	}
 	s.Prompt = req.Messages
-	var ans Answer
-	if ok, err := st.GetJSON(pipeline.PrefixLLM+fp, &ans); err != nil {
+	var ans dataset.Answer
+	if ok, err := st.GetJSON(dataset.AnswerKey(fp), &ans); err != nil {
 		return nil, err
 	} else if ok {
 		s.Answer = &ans
 	}
-	var fail Failure
-	if ok, err := st.GetJSON(failKey(fp), &fail); err != nil {
+	var fail dataset.Failure
+	if ok, err := st.GetJSON(dataset.FailKey(fp), &fail); err != nil {
 		return nil, err
 	} else if ok {
 		s.Failure = &fail
 	}
-	var q Query
-	if ok, err := st.GetJSON(pipeline.PrefixQuery+qid, &q); err != nil {
+	var q dataset.Query
+	if ok, err := st.GetJSON(dataset.QueryKey(qid), &q); err != nil {
 		return nil, err
 	} else if !ok {
 		s.Outcome = "not generated yet"
@@ -110,8 +93,8 @@ func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid 
 		s.Outcome = "dropped at filter: " + q.Drop
 		return s, nil
 	}
-	var m Mined
-	if ok, err := st.GetJSON(pipeline.PrefixMined+qid, &m); err != nil {
+	var m dataset.Mined
+	if ok, err := st.GetJSON(dataset.MinedKey(qid), &m); err != nil {
 		return nil, err
 	} else if !ok {
 		s.Outcome = "not mined yet"
@@ -124,21 +107,21 @@ func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid 
 		s.Outcome = "dropped at mine: " + m.Drop
 		return s, nil
 	}
-	var l Labelled
-	if ok, err := st.GetJSON(pipeline.PrefixLabel+qid, &l); err != nil {
+	var l dataset.Labelled
+	if ok, err := st.GetJSON(dataset.LabelKey(qid), &l); err != nil {
 		return nil, err
 	} else if !ok {
 		s.Outcome = "not labelled yet"
-		if ok, _ := st.Has(failKey(pipeline.PrefixScore + pipeline.Fingerprint(TeacherFingerprint(cfg), m.Query))); ok {
+		if ok, _ := st.Has(dataset.FailKey(dataset.ScoreKey(dataset.TeacherFingerprint(cfg), m.Query))); ok {
 			s.Outcome = "failed at label (see synthq stats)"
 		}
 		return s, nil
 	}
-	var t Targets
-	if ok, err := st.GetJSON(pipeline.PrefixMeta+"targets", &t); err != nil {
+	var t dataset.Targets
+	if ok, err := st.GetJSON(dataset.MetaTargets, &t); err != nil {
 		return nil, err
 	} else if !ok {
-		tp, err := ComputeTargets(ctx, st, cfg)
+		tp, err := dataset.ComputeTargets(ctx, st, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -150,13 +133,13 @@ func Inspect(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid 
 		t.MinTop = math.Inf(-1)
 	}
 	pos := map[int]int{}
-	idx, drop := t.row(&l, cfg)
+	idx, drop := t.Row(&l, cfg)
 	for p, i := range idx {
 		pos[i] = p + 1
 	}
 	for i := range s.Candidates {
 		raw := l.Raw[i]
-		norm := t.normalise(raw, cfg)
+		norm := t.Normalise(raw, cfg)
 		s.Candidates[i].Raw, s.Candidates[i].Score, s.Candidates[i].Exported = &raw, &norm, pos[i]
 	}
 	if drop != "" {
@@ -179,16 +162,16 @@ func notAsked(st *pipeline.Store, cfg *pipeline.Config, docID, qtype string, sam
 	case !cfg.InShard(docID):
 		return fmt.Sprintf("the passage is in another shard than --shard %s", cfg.Shard), nil
 	}
-	sel, ok, err := StoredSelection(st, cfg)
+	sel, ok, err := stages.StoredSelection(st, cfg)
 	if err != nil || !ok {
 		return "", err
 	}
 	switch sel.Skip(docID) {
-	case SkipDuplicate:
+	case stages.SkipDuplicate:
 		return fmt.Sprintf("the passage duplicates %q, which is asked instead (--dedup %s)", sel.Root(docID), cfg.Dedup), nil
-	case SkipHoldout:
+	case stages.SkipHoldout:
 		return "the passage is held out (--holdout)", nil
-	case SkipNotSampled:
+	case stages.SkipNotSampled:
 		return fmt.Sprintf("the passage is outside the --max-passages %d sample", cfg.MaxPassages), nil
 	}
 	return "", nil
@@ -211,11 +194,11 @@ func Funnel(stats map[string]pipeline.StageStats) []FunnelStep {
 	return []FunnelStep{
 		{"passages", c("corpus", "passages")},
 		{"passages asked about (this shard; duplicates, held-out and unsampled passages removed)", f("passages_asked")},
-		{"query slots", answered + f("drop_"+DropLLMFailed) + f("drop_"+DropNotGenerated)},
+		{"query slots", answered + f("drop_"+dataset.DropLLMFailed) + f("drop_"+dataset.DropNotGenerated)},
 		{"answered by the LLM", answered},
-		{"parsed", f("kept") + f("drop_"+DropDuplicatePassage) + f("drop_"+DropDuplicateCorpus) + f("drop_"+DropDuplicateAcrossShards)},
+		{"parsed", f("kept") + f("drop_"+dataset.DropDuplicatePassage) + f("drop_"+dataset.DropDuplicateCorpus) + f("drop_"+dataset.DropDuplicateAcrossShards)},
 		{"unique", f("kept")},
-		{"through the round trip", c("mine", "kept") + c("mine", "drop_"+DropFewCandidates)},
+		{"through the round trip", c("mine", "kept") + c("mine", "drop_"+dataset.DropFewCandidates)},
 		{"with at least --min-candidates candidates", c("mine", "kept")},
 		{"labelled by the teacher", c("label", "labelled")},
 		{"kept by the teacher filters", exported + c("export", "drop_shorter_than_list_size")},

@@ -1,4 +1,4 @@
-package stages
+package dataset
 
 import (
 	"context"
@@ -9,12 +9,6 @@ import (
 	"strconv"
 
 	"github.com/synthq/synthq/pipeline"
-)
-
-// Target drop reasons.
-const (
-	DropSourceNotTop1 = "teacher_source_not_top1"
-	DropLowTopScore   = "teacher_low_top_score"
 )
 
 // Targets are the set-wide quantities the export applies: percentiles of all
@@ -163,10 +157,12 @@ func scanRaw(ctx context.Context, labels Labels, fn func([]float32)) error {
 // bounded memory, one for the filters and the split) and holds only the
 // source passage ids beside a fixed 0.5 MB of counters.
 func ComputeTargets(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Targets, error) {
-	return computeTargets(ctx, StoreLabels(st), cfg)
+	return TargetsOf(ctx, StoreLabels(st), cfg)
 }
 
-func computeTargets(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targets, error) {
+// TargetsOf is ComputeTargets over labelled lists read by labels (one
+// store's, or the merged lists of several shards).
+func TargetsOf(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targets, error) {
 	q := &quantiles{}
 	t := &Targets{MinTop: math.Inf(-1), dev: map[string]bool{}, counts: map[string]int64{}}
 	if err := scanRaw(ctx, st, func(raw []float32) {
@@ -206,7 +202,7 @@ func computeTargets(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targ
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("labelled %s: %w", qid, err)
 		}
-		if _, drop := t.row(&l, cfg); drop != "" {
+		if _, drop := t.Row(&l, cfg); drop != "" {
 			t.counts["drop_"+drop]++
 			return nil
 		}
@@ -237,6 +233,10 @@ func computeTargets(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targ
 	return t, nil
 }
 
+// DropCounts are the lists the targets drop, by counter name
+// ("drop_<reason>").
+func (t *Targets) DropCounts() map[string]int64 { return t.counts }
+
 // Split names the split of a source passage.
 func (t *Targets) Split(docID string) string {
 	if t.dev[docID] {
@@ -245,11 +245,11 @@ func (t *Targets) Split(docID string) string {
 	return "train"
 }
 
-// row orders a labelled list by teacher score (descending; ties by
+// Row orders a labelled list by teacher score (descending; ties by
 // first-pass rank, then passage id), applies the filters and keeps the top
 // cfg.ListSize, the source passage always included. It returns the kept
 // candidate indices in output order, or a drop reason.
-func (t *Targets) row(l *Labelled, cfg *pipeline.Config) ([]int, string) {
+func (t *Targets) Row(l *Labelled, cfg *pipeline.Config) ([]int, string) {
 	idx := make([]int, len(l.DocIDs))
 	for i := range idx {
 		idx[i] = i
@@ -299,8 +299,8 @@ func (t *Targets) row(l *Labelled, cfg *pipeline.Config) ([]int, string) {
 	return idx, ""
 }
 
-// normalise maps a raw score to the exported target.
-func (t *Targets) normalise(s float32, cfg *pipeline.Config) float32 {
+// Normalise maps a raw teacher score to the exported target under cfg.Norm.
+func (t *Targets) Normalise(s float32, cfg *pipeline.Config) float32 {
 	var lo, hi float64
 	switch cfg.Norm {
 	case "none":

@@ -1,4 +1,4 @@
-package stages
+package dataset
 
 import (
 	"encoding/json"
@@ -7,20 +7,10 @@ import (
 	"strconv"
 
 	"github.com/synthq/synthq/pipeline"
-	"github.com/synthq/synthq/prompts"
 )
 
-// This file exports, for the report, what the export and mine stages decide
-// per query, so the report reads the store with the same rules the stages
-// apply and never a copy of them.
-
-// Row applies the targets to one labelled list as the export does: the kept
-// candidate indices in exported order (top by teacher score, source
-// included), or the drop reason.
-func (t *Targets) Row(l *Labelled, cfg *pipeline.Config) ([]int, string) { return t.row(l, cfg) }
-
-// Normalise maps a raw teacher score to the exported target under cfg.Norm.
-func (t *Targets) Normalise(s float32, cfg *pipeline.Config) float32 { return t.normalise(s, cfg) }
+// The first-pass runs of a configuration and the fingerprints their hit
+// lists are stored under: mine writes them, the report reads them.
 
 // FirstPassRun names one first-pass retrieval run and the fingerprint its
 // hit lists are stored under (hits/<Fingerprint(FP, query)>).
@@ -29,13 +19,13 @@ type FirstPassRun struct {
 	FP   string
 }
 
-// bm25RunFP and denseRunFP are the fingerprints mine stores hit lists under.
-func bm25RunFP(cfg *pipeline.Config, corpusSHA string) string {
+// BM25RunFP and DenseRunFP are the fingerprints mine stores hit lists under.
+func BM25RunFP(cfg *pipeline.Config, corpusSHA string) string {
 	return pipeline.Fingerprint("bm25/v1", strconv.FormatFloat(cfg.BM25K1, 'g', -1, 64),
 		strconv.FormatFloat(cfg.BM25B, 'g', -1, 64), corpusSHA, strconv.Itoa(cfg.Candidates))
 }
 
-func denseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, corpusSHA string) string {
+func DenseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, corpusSHA string) string {
 	fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, corpusSHA, strconv.Itoa(cfg.Candidates))
 	if win := EmbedWindow(cfg, nil).Desc(); win != "" {
 		fp = pipeline.Fingerprint(fp, win) // the passage vectors depend on the cut
@@ -46,8 +36,8 @@ func denseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, corpusSHA string) str
 // FirstPassRuns lists the configured first-pass runs of st's corpus, in the
 // order mine fuses them.
 func FirstPassRuns(st *pipeline.Store, cfg *pipeline.Config) ([]FirstPassRun, error) {
-	var meta corpusMeta
-	if _, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta); err != nil {
+	var meta CorpusMeta
+	if _, err := st.GetJSON(MetaCorpus, &meta); err != nil {
 		return nil, err
 	}
 	dense, err := cfg.DenseRuns()
@@ -56,14 +46,14 @@ func FirstPassRuns(st *pipeline.Store, cfg *pipeline.Config) ([]FirstPassRun, er
 	}
 	var runs []FirstPassRun
 	if slices.Contains(cfg.Retrievers, "bm25") {
-		runs = append(runs, FirstPassRun{Name: "bm25", FP: bm25RunFP(cfg, meta.SHA256)})
+		runs = append(runs, FirstPassRun{Name: "bm25", FP: BM25RunFP(cfg, meta.SHA256)})
 	}
 	for i, d := range dense {
 		name := "dense"
 		if len(dense) > 1 {
 			name = "dense" + strconv.Itoa(i)
 		}
-		runs = append(runs, FirstPassRun{Name: name, FP: denseRunFP(cfg, d, meta.SHA256)})
+		runs = append(runs, FirstPassRun{Name: name, FP: DenseRunFP(cfg, d, meta.SHA256)})
 	}
 	return runs, nil
 }
@@ -71,11 +61,11 @@ func FirstPassRuns(st *pipeline.Store, cfg *pipeline.Config) ([]FirstPassRun, er
 // StoredHits returns the passage ids a run retrieved for query, best first,
 // as stored by mine; ok is false when the run holds no list for it.
 func StoredHits(st *pipeline.Store, run FirstPassRun, query string) (ids []string, ok bool, err error) {
-	b, ok, err := st.Get(pipeline.PrefixHits + pipeline.Fingerprint(run.FP, query))
+	b, ok, err := st.Get(HitsKey(run.FP, query))
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	var hl hitList
+	var hl HitList
 	if err := json.Unmarshal(b, &hl); err != nil {
 		return nil, false, fmt.Errorf("hits of %q (%s): %w", query, run.Name, err)
 	}
@@ -85,31 +75,16 @@ func StoredHits(st *pipeline.Store, run FirstPassRun, query string) (ids []strin
 // AnswerFor returns the stored LLM answer of a query record, if any.
 func AnswerFor(st *pipeline.Store, q *Query) (*Answer, error) {
 	var a Answer
-	ok, err := st.GetJSON(pipeline.PrefixLLM+q.GenFP, &a)
+	ok, err := st.GetJSON(AnswerKey(q.GenFP), &a)
 	if err != nil || !ok {
 		return nil, err
 	}
 	return &a, nil
 }
 
-// CopiedWords is the longest run of consecutive words a query shares with
-// its passage, as the parser's copy filter counts it (lower-cased, letters
-// and digits).
-func CopiedWords(query, passage string) int { return prompts.CopiedWords(query, passage) }
-
-// Provenance names what shaped the queries: each type's template version and
-// the few-shot pool's fingerprint, as the manifest records them.
-func Provenance(cfg *pipeline.Config) (templates map[string]string, pool string, err error) {
-	plan, err := newGenPlan(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	return plan.tm.Versions(), plan.pool.Fingerprint(), nil
-}
-
 // CorpusSHA256 is the fingerprint of the corpus file the store was built from.
 func CorpusSHA256(st *pipeline.Store) (string, error) {
-	var meta corpusMeta
-	_, err := st.GetJSON(pipeline.PrefixMeta+"corpus", &meta)
+	var meta CorpusMeta
+	_, err := st.GetJSON(MetaCorpus, &meta)
 	return meta.SHA256, err
 }

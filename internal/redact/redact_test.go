@@ -1,6 +1,7 @@
-package httpx
+package redact
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -28,22 +29,27 @@ func TestRedactURL(t *testing.T) {
 		"https://user:SECRET@host/v1?model=meta-llama%2F8B": "https://host/v1?model=meta-llama%2F8B",
 	}
 	for in, want := range cases {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		if got := URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestRedactText(t *testing.T) {
 	in := `teacher tei: POST https://u:SECRET@host/rerank?key=SECRET: HTTP 400: "bad" (tried http://a:SECRET@b/v1/models).`
-	got := RedactText(in)
+	got := Text(in)
 	if strings.Contains(got, "SECRET") {
-		t.Errorf("RedactText left a secret: %s", got)
+		t.Errorf("Text left a secret: %s", got)
 	}
 	if want := `teacher tei: POST https://host/rerank?key=REDACTED: HTTP 400: "bad" (tried http://b/v1/models).`; got != want {
-		t.Errorf("RedactText = %s\nwant          %s", got, want)
+		t.Errorf("Text = %s\nwant          %s", got, want)
 	}
-	if s := "no url here"; RedactText(s) != s {
+	if s := "no url here"; Text(s) != s {
 		t.Error("text without a URL changed")
 	}
+}
+
+func ExampleURL() {
+	fmt.Println(URL("https://user:secret@llm.example/v1?api_key=abc"))
+	// Output: https://llm.example/v1?api_key=REDACTED
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/synthq/synthq/internal/fakes"
+)
+
+// passageInputs counts the texts a fake embedder served, by whether they
+// are passages ("passage: " prefix) or queries.
+type passageInputs struct {
+	mu       sync.Mutex
+	passages map[string]int
+	queries  int
+}
+
+func (p *passageInputs) served(inputs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, in := range inputs {
+		if strings.HasPrefix(in, "passage: ") {
+			p.passages[in]++
+		} else {
+			p.queries++
+		}
+	}
+}
+
+func (p *passageInputs) snapshot() (distinct, total, queries int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.passages {
+		distinct++
+		total += n
+	}
+	return distinct, total, p.queries
+}
+
+// treeDigest is a digest of every file's path, size and bytes under dir.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// The corpus is embedded once by prepare; four shards run at once on the
+// prepared folder (read-only, opened by all four together), embed only their
+// queries, and their merge is byte-identical to one machine with no
+// prepared folder.
+func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
+	ref := t.TempDir()
+	_, _, args := fakeArgs(t, "tei", ref)
+	emb := fakes.NewEmbedder("vllm", "e5", 32)
+	t.Cleanup(emb.Close)
+	seen := &passageInputs{passages: map[string]int{}}
+	emb.Served = seen.served
+	args = append(args, "--retriever", "bm25,dense", "--embed-url", emb.URL(), "--embed-model", "e5",
+		"--query-prefix", "query: ", "--passage-prefix", "passage: ", "--embed-batch", "8")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("single machine: exit %d: %s", code, msg)
+	}
+	corpusPassages, total, _ := seen.snapshot()
+	if corpusPassages == 0 || total != corpusPassages {
+		t.Fatalf("single machine embedded %d distinct passages in %d inputs", corpusPassages, total)
+	}
+
+	// prepare: the corpus's passages, each once.
+	seen = &passageInputs{passages: map[string]int{}}
+	emb.Served = seen.served
+	prep := t.TempDir()
+	prepArgs := append([]string{"prepare"}, args[1:]...)
+	prepArgs = append(prepArgs, "--out", prep)
+	if code, msg := synthq(t, context.Background(), prepArgs...); code != 0 {
+		t.Fatalf("prepare: exit %d: %s", code, msg)
+	}
+	if d, n, q := seen.snapshot(); d != corpusPassages || n != corpusPassages || q != 0 {
+		t.Fatalf("prepare embedded %d distinct passages in %d inputs and %d queries; want each of %d passages once", d, n, q, corpusPassages)
+	}
+	// A second prepare finds everything stored.
+	if code, msg := synthq(t, context.Background(), prepArgs...); code != 0 {
+		t.Fatalf("prepare again: exit %d: %s", code, msg)
+	}
+	if _, n, _ := seen.snapshot(); n != corpusPassages {
+		t.Errorf("a second prepare embedded %d passages again", n-corpusPassages)
+	}
+	before := treeDigest(t, prep)
+
+	// Four shards at once, each with its own store, on the one folder.
+	var stores []string
+	var wg sync.WaitGroup
+	errs := make([]string, 4)
+	for i := 0; i < 4; i++ {
+		out := t.TempDir()
+		stores = append(stores, filepath.Join(out, "store"))
+		shardArgs := append(append([]string{}, args...), "--out", out, "--shard", fmt.Sprintf("%d/4", i), "--prepared", prep)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, msg := synthq(t, context.Background(), shardArgs...); code != 0 {
+				errs[i] = fmt.Sprintf("shard %d: exit %d: %s", i, code, msg)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			t.Fatal(e)
+		}
+	}
+	if _, n, q := seen.snapshot(); n != corpusPassages || q == 0 {
+		t.Errorf("the shards embedded %d passages (want none: they read the prepared vectors) and %d queries", n-corpusPassages, q)
+	}
+	if after := treeDigest(t, prep); after != before {
+		t.Errorf("the shards changed the prepared folder")
+	}
+	merged := t.TempDir()
+	code, msg := synthq(t, context.Background(), append([]string{"export", "--quiet", "--out", merged, "--merge"}, stores...)...)
+	if code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, msg)
+	}
+	sameFiles(t, ref, merged)
+
+	// A shard store refuses to go on as another shard.
+	code, msg = synthq(t, context.Background(), append(append([]string{}, args...), "--out", filepath.Dir(stores[2]), "--shard", "0/1", "--prepared", prep)...)
+	if code != exitError || !strings.Contains(msg, "was begun as shard 2/4, this run is 0/1") {
+		t.Errorf("store of shard 2/4 run as 0/1: exit %d: %s", code, msg)
+	}
+}
+
+// A prepared folder made from another corpus or with other settings is
+// refused, naming what differs; so are a folder that is not one and an
+// unfinished one.
+func TestPreparedRefusesOtherSettings(t *testing.T) {
+	prep := t.TempDir()
+	base := []string{"--offline", "--quiet", "--min-candidates", "5", "--seed", "7"}
+	if code, msg := synthq(t, context.Background(), append([]string{"prepare", "--corpus", corpus, "--out", prep}, base...)...); code != 0 {
+		t.Fatalf("prepare: exit %d: %s", code, msg)
+	}
+	other := filepath.Join(t.TempDir(), "other.jsonl")
+	if err := os.WriteFile(other, []byte(`{"_id":"x","text":"another corpus"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  []string
+	}{
+		{"another corpus", []string{"--corpus", other}, []string{"--corpus: " + other, "is not the corpus prepared"}},
+		{"another dedup", []string{"--dedup", "exact"}, []string{`--dedup: prepared with "near", this run has "exact"`}},
+		{"another seed and sample", []string{"--seed", "8", "--max-passages", "10"},
+			[]string{`--seed: prepared with "7", this run has "8"`, `--max-passages: prepared with "0", this run has "10"`}},
+		{"a dense model not prepared", []string{"--retriever", "dense", "--embed-url", "http://127.0.0.1:1/v1", "--embed-model", "e5"},
+			[]string{"--embed-model e5", "no passage vectors prepared for it (prepared: none)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"run", "--out", t.TempDir(), "--prepared", prep}, base...), tc.extra...)
+			code, msg := synthq(t, context.Background(), args...)
+			if code != exitError {
+				t.Fatalf("exit %d, want %d: %s", code, exitError, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+	// The same settings with no --corpus work, and name the prepared corpus.
+	out := t.TempDir()
+	if code, msg := synthq(t, context.Background(), append([]string{"run", "--out", out, "--prepared", prep}, base...)...); code != 0 {
+		t.Fatalf("run on the prepared corpus: exit %d: %s", code, msg)
+	}
+	if m := manifestOf(t, out); m.Rows["train"] == 0 {
+		t.Errorf("run on the prepared corpus exported no rows")
+	}
+	code, msg := synthq(t, context.Background(), append([]string{"run", "--out", t.TempDir(), "--prepared", t.TempDir()}, base...)...)
+	if code != exitError || !strings.Contains(msg, "not a prepared corpus") {
+		t.Errorf("empty folder as --prepared: exit %d: %s", code, msg)
+	}
+}
