@@ -3,10 +3,12 @@ package dataset
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
 	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/retriever"
 )
 
 // The first-pass runs of a configuration and the fingerprints their hit
@@ -25,12 +27,53 @@ func BM25RunFP(cfg *pipeline.Config, corpusSHA string) string {
 		strconv.FormatFloat(cfg.BM25B, 'g', -1, 64), corpusSHA, strconv.Itoa(cfg.Candidates))
 }
 
-func DenseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, corpusSHA string) string {
-	fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, corpusSHA, strconv.Itoa(cfg.Candidates))
+func DenseRunFP(cfg *pipeline.Config, d pipeline.DenseRun, meta CorpusMeta) string {
+	fp := pipeline.Fingerprint("dense/v1", d.Model, d.QueryPrefix, d.PassagePrefix, meta.SHA256, strconv.Itoa(cfg.Candidates))
 	if win := EmbedWindow(cfg, nil).Desc(); win != "" {
 		fp = pipeline.Fingerprint(fp, win) // the passage vectors depend on the cut
 	}
+	if desc := denseIndexDesc(cfg, meta.Passages); desc != "" {
+		fp = pipeline.Fingerprint(fp, desc) // approximate hits depend on the index
+	}
 	return fp
+}
+
+// DenseIndexFP names a dense run's index file: what its vectors and lists
+// depend on (model, passage prefix, the embedder's window, the corpus, the
+// index settings), not the query side, so a prepared corpus's index serves
+// every run that searches the same way.
+func DenseIndexFP(cfg *pipeline.Config, d pipeline.DenseRun, meta CorpusMeta) string {
+	mode, p, _ := DenseIndexParams(cfg, meta.Passages)
+	return pipeline.Fingerprint("dense-index/v1", d.Model, d.PassagePrefix, meta.SHA256, EmbedWindow(cfg, nil).Desc(),
+		mode, fmt.Sprintf("lists=%d seed=%d iters=10 sample=64", p.Lists, p.Seed))
+}
+
+// DenseIndexParams are the IVF settings of a corpus of n passages: one list
+// (a flat, exact index) unless the run searches approximately.
+func DenseIndexParams(cfg *pipeline.Config, n int) (mode string, p retriever.IVFParams, probe int) {
+	mode = cfg.DenseIndexFor(n)
+	if mode != "approx" {
+		return mode, retriever.IVFParams{Lists: 1}, 1
+	}
+	p = retriever.IVFParams{Lists: cfg.DenseLists, Seed: cfg.Seed}
+	if p.Lists == 0 {
+		p.Lists = max(1, int(math.Round(math.Sqrt(float64(n)))))
+	}
+	probe = cfg.DenseProbe
+	if probe == 0 {
+		probe = retriever.DefaultProbe(p.Lists)
+	}
+	return mode, p, min(probe, p.Lists)
+}
+
+// denseIndexDesc names the approximate index in fingerprints ("" for exact
+// search, whose hits do not depend on it).
+func denseIndexDesc(cfg *pipeline.Config, n int) string {
+	mode, p, probe := DenseIndexParams(cfg, n)
+	if mode != "approx" {
+		return ""
+	}
+	return fmt.Sprintf("ivf/v1 lists=%d probe=%d seed=%d iters=10 sample=64", p.Lists, probe, p.Seed)
 }
 
 // FirstPassRuns lists the configured first-pass runs of st's corpus, in the
@@ -53,7 +96,7 @@ func FirstPassRuns(st *pipeline.Store, cfg *pipeline.Config) ([]FirstPassRun, er
 		if len(dense) > 1 {
 			name = "dense" + strconv.Itoa(i)
 		}
-		runs = append(runs, FirstPassRun{Name: name, FP: DenseRunFP(cfg, d, meta.SHA256)})
+		runs = append(runs, FirstPassRun{Name: name, FP: DenseRunFP(cfg, d, meta)})
 	}
 	return runs, nil
 }

@@ -10,27 +10,23 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/synthq/synthq/internal/batch"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/internal/window"
 )
 
-// Doer sends HTTP requests (an *httpx.Client in production: retries,
-// backoff, endpoint balancing, rate limits).
-type Doer interface {
-	Do(*http.Request) (*http.Response, error)
-}
-
 // Config configures a Client.
 type Config struct {
 	URL    string // base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI)
 	Model  string
-	APIKey string // sent as "Authorization: Bearer"; never logged
-	Batch  int    // texts per request (default 64)
-	Doer   Doer   // default http.DefaultClient
+	APIKey string     // sent as "Authorization: Bearer"; never logged
+	Batch  int        // texts per request (default 64)
+	Doer   httpx.Doer // default http.DefaultClient
 	// Window cuts every text (prefix included) to the embedder's window
 	// before it is sent (zero value: no cut).
 	Window window.Cutter
@@ -40,7 +36,7 @@ type Config struct {
 type Client struct {
 	cfg      Config
 	endpoint string
-	batch    atomic.Int64 // shrinks when the server refuses a batch as too large
+	batch    *batch.Size // shrinks when the server refuses a batch as too large
 	dim      atomic.Int64
 	cutAgain atomic.Int64 // inputs cut again after the server refused them as too long
 }
@@ -76,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 	default:
 		c.endpoint = u + "/v1/embeddings"
 	}
-	c.batch.Store(int64(cfg.Batch))
+	c.batch = batch.NewSize(cfg.Batch)
 	return c, nil
 }
 
@@ -85,7 +81,7 @@ func (c *Client) Model() string { return c.cfg.Model }
 
 // Batch is the current batch size (smaller than configured once a server
 // refused a batch as too large).
-func (c *Client) Batch() int { return int(c.batch.Load()) }
+func (c *Client) Batch() int { return c.batch.Load() }
 
 // Cut returns text as it is sent: cut to the window (Config.Window).
 // Callers that store vectors key them by it.
@@ -105,8 +101,9 @@ func (c *Client) Cut(text string) string {
 // vector and their reason in failed (index -> message) and the rest are
 // embedded. A text refused alone as too long is cut again from the count the
 // server states (window.Cutter.Recut) and sent again, at most
-// window.MaxRecuts times (CutAgain counts those that then passed). err is for failures no split can fix, an *httpx.Fault of kind
-// Config (bad key, unknown model, a server that cannot embed: stop the run)
+// window.MaxRecuts times (CutAgain counts those that then passed). err is
+// for failures no split can fix, an *httpx.Fault of kind Config (bad key,
+// unknown model, a server that cannot embed: stop the run)
 // or Endpoint (down after the HTTP layer's retries), or answers of mixed
 // dimensions. Cost: one request per batch.
 func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, failed map[int]string, err error) {
@@ -118,61 +115,19 @@ func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, f
 		texts = cut
 	}
 	vecs = make([][]float32, len(texts))
-	failed = map[int]string{}
-	for i := 0; i < len(texts); {
-		end := min(i+c.Batch(), len(texts))
-		if err := c.embedRange(ctx, texts, i, end, vecs, failed); err != nil {
-			var tl tooLargeBatch
-			if errors.As(err, &tl) {
-				continue // batch size shrank; same start
-			}
-			return nil, nil, err
+	failed, err = batch.Run(len(texts), c.batch, func(lo, hi int) error {
+		got, err := c.call(ctx, texts[lo:hi])
+		if err == nil {
+			copy(vecs[lo:hi], got)
 		}
-		i = end
+		return err
+	}, func(i int, msg string) (string, error) {
+		return c.again(ctx, texts[i], vecs[i:i+1], msg)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return vecs, failed, nil
-}
-
-type tooLargeBatch struct{ error }
-
-// embedRange embeds texts[lo:hi] into vecs, isolating refused inputs.
-func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vecs [][]float32, failed map[int]string) error {
-	got, err := c.call(ctx, texts[lo:hi])
-	var f *httpx.Fault
-	switch {
-	case err == nil:
-		copy(vecs[lo:hi], got)
-		return nil
-	case !errors.As(err, &f):
-		return err
-	case httpx.BatchTooLarge(f.Status, f.Msg) && hi-lo > 1:
-		half := int64(max((hi-lo)/2, 1))
-		for {
-			cur := c.batch.Load()
-			if cur <= half || c.batch.CompareAndSwap(cur, half) {
-				break
-			}
-		}
-		return tooLargeBatch{err}
-	case f.Kind == httpx.Item:
-		if hi-lo == 1 {
-			msg, err := c.again(ctx, texts[lo], vecs[lo:lo+1], f.Msg)
-			if err != nil {
-				return err
-			}
-			if msg != "" {
-				failed[lo] = msg
-			}
-			return nil
-		}
-		mid := (lo + hi) / 2
-		if err := c.embedRange(ctx, texts, lo, mid, vecs, failed); err != nil {
-			return err
-		}
-		return c.embedRange(ctx, texts, mid, hi, vecs, failed)
-	default:
-		return err
-	}
 }
 
 // again cuts text again after the server refused it as too long (msg, the
@@ -182,30 +137,21 @@ func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vec
 // server's last words when the text is still refused (or refused for
 // another reason, or no window is set); err is for what is not the item's.
 func (c *Client) again(ctx context.Context, text string, out [][]float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	for n := 1; n <= window.MaxRecuts; n++ {
+	msg, err := batch.Again(msg, func(msg string) bool {
 		cut, ok := c.cfg.Window.Recut(text, 0, msg)
-		if !ok {
-			break
-		}
 		text = cut
+		return ok
+	}, func() error {
 		got, err := c.call(ctx, []string{text})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = got[0]
-			c.cutAgain.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		c.cutAgain.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
 type request struct {
@@ -216,37 +162,94 @@ type request struct {
 
 type response struct {
 	Data []struct {
-		Index     int       `json:"index"`
-		Embedding []float32 `json:"embedding"`
+		Index     int     `json:"index"`
+		Embedding []num32 `json:"embedding"`
 	} `json:"data"`
 }
 
-// call sends one batch; an answer that misses or repeats an index, or whose
-// vectors differ in length, is asked again twice before it is an error.
+// num32 is a vector entry as a server writes it: a JSON number that fits a
+// float32. null (what orjson and serde write for a NaN) and numbers past
+// float32's range are errors, never a silent 0 or ±Inf.
+type num32 float32
+
+func (n *num32) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return errors.New("null in a vector (a NaN on the server?)")
+	}
+	f, err := strconv.ParseFloat(string(b), 32)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return fmt.Errorf("vector entry %.40s is not a float32", b)
+	}
+	*n = num32(f)
+	return nil
+}
+
+// MaxDims is the most dimensions AnswerLimit allows for before the model's
+// size is known: above every embedding model in use (4,096 for 7B-based
+// ones, 3,072 for OpenAI's large).
+const MaxDims = 16384
+
+// AnswerLimit is the most an honest answer to an embeddings request of n
+// texts can weigh: 1 MiB for the envelope (model, usage, object fields)
+// plus n vectors of dim numbers (MaxDims while unknown) at 32 bytes each
+// ("-1.2345678901234567e-05, " is 25: servers in Python write float32
+// values as float64s). 64 texts at 1,024 dimensions: 3 MiB; at 16,384:
+// 33 MiB. A larger answer is malformed and is not read.
+func AnswerLimit(n, dim int) int64 {
+	if dim <= 0 {
+		dim = MaxDims
+	}
+	return 1<<20 + int64(n)*int64(dim)*32
+}
+
+// call sends one batch. An answer that does not decode (see decode) is
+// malformed: the HTTP layer (an *httpx.Client) asks again and classifies it
+// (httpx.Expect); with another Doer it is asked again twice here and then
+// fails the batch as an Item fault.
 func (c *Client) call(ctx context.Context, texts []string) ([][]float32, error) {
 	body, err := json.Marshal(request{Model: c.cfg.Model, Input: texts, EncodingFormat: "float"})
 	if err != nil {
 		return nil, fmt.Errorf("embed: encode request: %w", err)
 	}
+	var got [][]float32
+	check := func(b []byte) error {
+		v, err := c.decode(b, len(texts))
+		got = v
+		return err
+	}
+	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(len(texts), int(c.dim.Load())),
+		What: fmt.Sprintf("an embeddings answer for %d texts", len(texts)), Check: check})
+	url := redact.URL(c.endpoint)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
+		got = nil
 		status, b, err := httpx.PostJSON(ctx, c.cfg.Doer, c.endpoint, c.cfg.APIKey, body)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "embed", URL: redact.URL(c.endpoint), Err: err}
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.As(err, &f):
+			return nil, f
+		case httpx.IsMalformed(err):
+			lastErr = err
+			continue
+		default:
+			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "embed", URL: url, Err: err}
 		}
 		if status/100 != 2 {
-			return nil, fault(redact.URL(c.endpoint), status, httpx.ErrorText(b))
+			return nil, fault(url, status, httpx.ErrorText(b))
 		}
-		vecs, err := c.decode(b, len(texts))
-		if err == nil {
-			return vecs, nil
+		if got == nil {
+			if err := check(b); err != nil {
+				lastErr = err
+				continue
+			}
 		}
-		lastErr = fmt.Errorf("embed: answer from %s: %w", redact.URL(c.endpoint), err)
+		return got, nil
 	}
-	return nil, lastErr
+	return nil, &httpx.Fault{Kind: httpx.Item, Role: "embed", URL: url, Err: lastErr,
+		Msg: fmt.Sprintf("answer malformed 3 times: %v", lastErr)}
 }
 
 // fault classifies a final non-2xx answer of the embeddings endpoint.
@@ -259,13 +262,17 @@ func fault(url string, status int, msg string) *httpx.Fault {
 }
 
 // decode maps the answer's items to input order by their index and
-// normalises each vector to unit length.
+// normalises each vector to unit length. An answer that misses or repeats
+// an index, whose vectors differ in length from the first answer's, holds
+// a number that is not a finite float32 (null, past float32's range) or an
+// all-zero vector (no direction to compare) is an error.
 func (c *Client) decode(b []byte, n int) ([][]float32, error) {
 	var r response
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	out := make([][]float32, n)
+	dim := int(c.dim.Load())
 	for _, d := range r.Data {
 		if d.Index < 0 || d.Index >= n {
 			return nil, fmt.Errorf("index %d out of range for %d inputs", d.Index, n)
@@ -276,34 +283,56 @@ func (c *Client) decode(b []byte, n int) ([][]float32, error) {
 		if len(d.Embedding) == 0 {
 			return nil, fmt.Errorf("empty embedding at index %d", d.Index)
 		}
-		if dim := c.dim.Load(); dim == 0 {
-			c.dim.CompareAndSwap(0, int64(len(d.Embedding)))
+		vec := make([]float32, len(d.Embedding))
+		for i, x := range d.Embedding {
+			vec[i] = float32(x)
 		}
-		if dim := int(c.dim.Load()); len(d.Embedding) != dim {
-			return nil, fmt.Errorf("embedding at index %d has %d dimensions, earlier ones %d", d.Index, len(d.Embedding), dim)
+		if dim == 0 {
+			dim = len(vec) // the first answer sets the model's size
 		}
-		Normalize(d.Embedding)
-		out[d.Index] = d.Embedding
+		if len(vec) != dim {
+			return nil, fmt.Errorf("embedding at index %d has %d dimensions, earlier ones %d", d.Index, len(vec), dim)
+		}
+		if !Normalize(vec) || !Finite(vec) {
+			return nil, fmt.Errorf("embedding at index %d is all zeros", d.Index)
+		}
+		out[d.Index] = vec
 	}
 	for i, v := range out {
 		if v == nil {
 			return nil, fmt.Errorf("no embedding for index %d of %d", i, n)
 		}
 	}
+	c.dim.CompareAndSwap(0, int64(dim))
 	return out, nil
 }
 
-// Normalize scales v to unit length in place (a zero vector stays zero).
-func Normalize(v []float32) {
+// Normalize scales v to unit length in place and reports whether it could:
+// a zero vector, or one holding a NaN or an infinity, is left as it is
+// (false). The scale is computed and applied in float64, so a vector of
+// tiny (denormal) float32 values normalises like any other: in float32 its
+// inverse length overflows to +Inf, and +Inf·0 is NaN.
+func Normalize(v []float32) bool {
 	var s float64
 	for _, x := range v {
 		s += float64(x) * float64(x)
 	}
-	if s == 0 {
-		return
+	if s == 0 || math.IsInf(s, 0) || math.IsNaN(s) {
+		return false
 	}
-	inv := float32(1 / math.Sqrt(s))
+	inv := 1 / math.Sqrt(s)
 	for i := range v {
-		v[i] *= inv
+		v[i] = float32(float64(v[i]) * inv)
 	}
+	return true
+}
+
+// Finite reports whether every entry of v is a finite number.
+func Finite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }

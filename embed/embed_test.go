@@ -258,3 +258,84 @@ func TestEmbedFaultKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeTiny: a vector of float32 denormals normalises to a finite
+// unit vector (in float32 its inverse length overflowed to +Inf and gave
+// [+Inf NaN …]); zero and non-finite vectors are refused.
+func TestNormalizeTiny(t *testing.T) {
+	v := []float32{1e-44, 0, 0, 1e-45}
+	if !Normalize(v) || !Finite(v) {
+		t.Fatalf("denormal vector normalised to %v", v)
+	}
+	unit(t, v)
+	for _, bad := range [][]float32{{0, 0}, {float32(math.Inf(1)), 1}, {float32(math.NaN()), 1}} {
+		if Normalize(bad) {
+			t.Errorf("Normalize(%v) reported success", bad)
+		}
+	}
+}
+
+// TestEmbedHostileAnswers: against the hostile stand-in, every vector the
+// client returns is a finite unit vector: a denormal answer is normalised
+// right, and NaN (as Python writes it, or as null), numbers past float32
+// and all-zero vectors are malformed answers: asked again, then the texts
+// of that answer fail as items while the server answers others well, and
+// the whole run is misconfigured when it never does. A huge answer is not
+// read past its cap.
+func TestEmbedHostileAnswers(t *testing.T) {
+	f := fakes.NewEmbedder("vllm", "m", 16)
+	defer f.Close()
+	mode := map[string]string{"tinyword": "denormal", "nanword": "nan", "bigword": "absurd", "zeroword": "zero", "hugeword": "huge", "oopsword": "malformed"}
+	f.Fault = func(_ int64, body []byte) string {
+		for w, m := range mode {
+			if strings.Contains(string(body), w) {
+				return m
+			}
+		}
+		return ""
+	}
+	hc := httpx.New(&httpx.Options{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Timeout: 20 * time.Second,
+		Role: "embed", Endpoints: []string{f.URL()}})
+	c, _ := New(Config{URL: f.URL(), Model: "m", Doer: hc, Batch: 4})
+	vecs, failed, err := c.Embed(context.Background(), []string{"plain one", "tinyword", "plain two"})
+	if err != nil || len(failed) != 0 {
+		t.Fatalf("denormal: %v %v", err, failed)
+	}
+	for _, v := range vecs {
+		if !Finite(v) {
+			t.Fatalf("non-finite vector %v", v)
+		}
+		unit(t, v)
+	}
+	for word, m := range mode {
+		if m == "denormal" {
+			continue
+		}
+		vecs, failed, err := c.Embed(context.Background(), []string{"plain three", word + " here", "plain four"})
+		if err != nil {
+			t.Errorf("%s: %v, want the text to fail alone", m, err)
+			continue
+		}
+		if len(failed) != 1 || failed[1] == "" || vecs[1] != nil {
+			t.Errorf("%s: failed %v, want text 1 refused", m, failed)
+		}
+		for i, v := range vecs {
+			if i != 1 && (v == nil || !Finite(v)) {
+				t.Errorf("%s: vector %d = %v", m, i, v)
+			}
+		}
+	}
+	if f.HugeSent.Load() > 200<<20 {
+		t.Errorf("the huge answers wrote %d MiB before the client hung up", f.HugeSent.Load()>>20)
+	}
+	// A server that never answers well: a misconfiguration, with the hint.
+	f2 := fakes.NewEmbedder("vllm", "m", 16)
+	defer f2.Close()
+	f2.Fault = func(int64, []byte) string { return "malformed" }
+	hc2 := httpx.New(&httpx.Options{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Role: "embed", Endpoints: []string{f2.URL()}})
+	c2, _ := New(Config{URL: f2.URL(), Model: "m", Doer: hc2})
+	_, _, err = c2.Embed(context.Background(), texts(3))
+	if httpx.KindOf(err) != httpx.Config || !strings.Contains(err.Error(), "every answer so far was malformed") {
+		t.Errorf("every answer malformed: %v, want a Config fault", err)
+	}
+}

@@ -1,6 +1,52 @@
 package pipeline
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+
+	"github.com/synthq/synthq/internal/httpx"
+)
+
+// validateFinite refuses NaN and ±Inf in every number setting, naming its
+// flag: they parse as numbers and pass every range check unnoticed
+// (`--dev-fraction NaN` cut the split at a nonsense index).
+func (c *Config) validateFinite() error {
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{
+		{"temperature", c.Temperature}, {"top-p", c.TopP}, {"rpm", c.RPM}, {"tpm", c.TPM},
+		{"teacher-rpm", c.TeacherRPM}, {"price-input", c.PriceInput}, {"price-output", c.PriceOutput},
+		{"dedup-threshold", c.DedupThreshold}, {"bm25-k1", c.BM25K1}, {"bm25-b", c.BM25B},
+		{"min-top-percentile", c.MinTopPercentile}, {"dev-fraction", c.DevFraction},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("--%s must be a finite number, got %g", f.flag, f.v)
+		}
+	}
+	return nil
+}
+
+// validateURLs checks every server URL (all of them, not only the first
+// of a role) with httpx.CheckURL: the error names the flag, the URL
+// redacted and the reason, never a password.
+func (c *Config) validateURLs() error {
+	for _, r := range []struct {
+		flag string
+		urls []string
+	}{{"llm-url", c.LLMURLs}, {"teacher-url", c.TeacherURLs}, {"embed-url", c.EmbedURLs}} {
+		for i, u := range r.urls {
+			if err := httpx.CheckURL(u); err != nil {
+				which := ""
+				if len(r.urls) > 1 {
+					which = fmt.Sprintf(" (%d of %d)", i+1, len(r.urls))
+				}
+				return fmt.Errorf("--%s%s %w", r.flag, which, err)
+			}
+		}
+	}
+	return nil
+}
 
 // validateNumbers checks the sign and range of every numeric setting that
 // Validate's main checks do not cover, naming the flag. Zero is accepted

@@ -1,8 +1,10 @@
 package prompts
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const passage = "Sync error 0x80070005 means the account running the client cannot write to the sync folder. Grant that account Modify permission on the folder and restart the client to resume syncing."
@@ -133,5 +135,50 @@ func TestTemplatesRenderEveryType(t *testing.T) {
 		if v := tm.Version(qt); !strings.HasPrefix(v, qt+"@") {
 			t.Errorf("version %q", v)
 		}
+	}
+}
+
+// TestTrimPairsLinear: stripping a 1 MB run of quotes (what a degenerate
+// model can answer) takes linear time. Quadratic, as it was, it took about
+// 25 s; linear, a few milliseconds: the bound of one second catches the
+// regression with room for a loaded machine and the race detector.
+func TestTrimPairsLinear(t *testing.T) {
+	const n = 1 << 20
+	cases := map[string]string{
+		strings.Repeat(`"`, n): "",
+		strings.Repeat(`"`, n/2) + "why" + strings.Repeat(`"`, n/2):   "why",
+		strings.Repeat("“", n/6) + "why" + strings.Repeat("”", n/6):   "why",
+		strings.Repeat(`*"`, n/4) + "why" + strings.Repeat(`"*`, n/4): "why",
+		`"` + strings.Repeat("a ", n/2) + `b"?`:                       strings.Repeat("a ", n/2) + "b?",
+	}
+	for in, want := range cases {
+		start := time.Now()
+		got := trimPairs(in)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("trimPairs of %d bytes (%.10q…) took %s: not linear", len(in), in, d)
+		}
+		if got != want {
+			t.Errorf("trimPairs(%.10q…) = %.20q…, want %.20q…", in, got, want)
+		}
+	}
+	if got := trimPairs(`"What is X"?`); got != "What is X?" {
+		t.Errorf("quote closed before punctuation: %q", got)
+	}
+	if q, drop := Parse("questions", strings.Repeat(`"`, 64<<10), "a passage", ParseOptions{}); q != "" || drop == "" {
+		t.Errorf("a run of quotes parsed as %q (%s)", q, drop)
+	}
+}
+
+// BenchmarkTrimPairsQuotes: a run of quotes of growing length; ns/op grows
+// linearly with the size (go test -bench TrimPairs ./prompts).
+func BenchmarkTrimPairsQuotes(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 14, 1 << 18} {
+		s := strings.Repeat(`"`, n)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for i := 0; i < b.N; i++ {
+				trimPairs(s)
+			}
+		})
 	}
 }

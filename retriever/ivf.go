@@ -501,6 +501,7 @@ func normalizeRows(v []float32, dim int) {
 // exact search. Safe for concurrent use; Close unmaps.
 type IVF struct {
 	Header    IVFHeader
+	path      string
 	dim, n    int
 	centroids []float32
 	listStart []uint64
@@ -588,7 +589,7 @@ func OpenIVF(path string) (*IVF, error) {
 		unmap()
 		return nil, fmt.Errorf("ivf index %s: %w", path, err)
 	}
-	ix := &IVF{Header: h, dim: h.Dim, n: h.Passages, unmap: unmap}
+	ix := &IVF{Header: h, path: path, dim: h.Dim, n: h.Passages, unmap: unmap}
 	ix.centroids = floats(b[off[0] : off[0]+uint64(h.Params.Lists*h.Dim*4)])
 	ix.listStart = unsafe.Slice((*uint64)(unsafe.Pointer(&b[off[1]])), h.Params.Lists+1)
 	if h.Passages > 0 {
@@ -605,6 +606,9 @@ func (ix *IVF) Close() error { return ix.unmap() }
 
 // Len is the number of indexed passages.
 func (ix *IVF) Len() int { return ix.n }
+
+// Path is the index file.
+func (ix *IVF) Path() string { return ix.path }
 
 // Dim is the vectors' dimension.
 func (ix *IVF) Dim() int { return ix.dim }
@@ -738,6 +742,24 @@ func (ix *IVF) SearchBatch(ctx context.Context, queries [][]float32, k, nprobe, 
 		out[qi] = hits
 	}
 	return out, nil
+}
+
+// RecallCounts is how many of exact's first k hits approx also returns in
+// its first k (found), of how many (wanted), summed over queries.
+func RecallCounts(k int, approx, exact [][]Hit) (found, wanted int) {
+	for i := range exact {
+		got := map[string]bool{}
+		for _, h := range approx[i][:min(k, len(approx[i]))] {
+			got[h.DocID] = true
+		}
+		for _, h := range exact[i][:min(k, len(exact[i]))] {
+			wanted++
+			if got[h.DocID] {
+				found++
+			}
+		}
+	}
+	return found, wanted
 }
 
 // RecallAt is the mean over queries of the share of exact's first k hits

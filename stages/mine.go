@@ -39,13 +39,15 @@ func MineStage(deps *Deps) pipeline.Stage {
 	}
 	cut := cutAgainSince(embs...)
 	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages",
+		Reads:  []string{pipeline.PrefixDoc, pipeline.PrefixQuery},
+		Writes: []string{pipeline.PrefixMined, pipeline.PrefixHits, pipeline.PrefixVec},
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("mine"), "texts_cut_again")
 			return runMine(ctx, env, deps, ms)
 		},
-		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
+		Ahead: pipeline.AheadOf(func(ctx context.Context, env *pipeline.Env, in <-chan answered) error {
 			return mineAhead(ctx, env, deps, ms, in)
-		}}
+		})}
 }
 
 // firstPass is one retrieval run: a name for counts, the fingerprint of its
@@ -91,7 +93,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 	}); err != nil {
 		return err
 	}
-	runs, err := firstPasses(ctx, env, deps, meta.SHA256)
+	runs, err := firstPasses(ctx, env, deps, meta)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 // looks for them, and announces the lists that pass the round trip to the
 // teacher working ahead. Indexes are built (BM25) and passages embedded
 // (dense) as soon as it starts, while the LLM writes.
-func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan any) error {
+func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan answered) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("mine")
 	if err := ms.init(ctx, env, deps); err != nil {
@@ -149,14 +151,13 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 	defer tick.Stop()
 	for {
 		select {
-		case it, ok := <-in:
+		case a, ok := <-in:
 			if !ok {
 				return flush()
 			}
 			if ctx.Err() != nil || env.Stopping() {
 				continue // drain: nothing new is started
 			}
-			a := it.(answered)
 			text, drop := prompts.Parse(a.Type, a.Content, a.Passage, opts)
 			if drop != "" {
 				continue
@@ -295,7 +296,7 @@ func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []dat
 
 // firstPasses builds the configured runs. Indexes are built lazily, on the
 // first query whose hits are not stored.
-func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA string) ([]firstPass, error) {
+func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta dataset.CorpusMeta) ([]firstPass, error) {
 	cfg, st := env.Config, env.Store
 	dense, err := cfg.DenseRuns()
 	if err != nil {
@@ -308,7 +309,7 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 			index *retriever.BM25
 			ixErr error
 		)
-		fp := dataset.BM25RunFP(cfg, corpusSHA)
+		fp := dataset.BM25RunFP(cfg, meta.SHA256)
 		runs = append(runs, firstPass{name: "bm25", fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() { index, ixErr = buildBM25(st, cfg) })
 			if ixErr != nil {
@@ -343,16 +344,24 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 			scope: cfg.FailureScope(), window: win}
 		var (
 			once  sync.Once
-			index *retriever.Dense
+			index *retriever.IVF
 			ixErr error
 		)
 		name := "dense"
 		if len(dense) > 1 {
 			name = "dense" + strconv.Itoa(i)
 		}
-		fp := dataset.DenseRunFP(cfg, d, corpusSHA)
+		fp := dataset.DenseRunFP(cfg, d, meta)
+		mode, params, probe := dataset.DenseIndexParams(cfg, meta.Passages)
+		rc := &recallCheck{st: st, key: pipeline.PrefixMeta + "dense_index/" + name, seed: cfg.Seed, progress: env.Progress,
+			rec: DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
 		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
-			once.Do(func() { index, ixErr = vc.passageIndex(ctx, d.PassagePrefix) })
+			once.Do(func() {
+				index, ixErr = vc.passageIndex(ctx, d.PassagePrefix, dataset.DenseIndexFP(cfg, d, meta), params)
+				if ixErr == nil {
+					ixErr = rc.start(index)
+				}
+			})
 			if ixErr != nil {
 				return nil, ixErr
 			}
@@ -372,9 +381,14 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, corpusSHA s
 				}
 			}
 			vc.counters.Add("query_embedding_failed", int64(len(failed)))
-			res, err := index.SearchBatch(ctx, ok, cfg.Candidates, 0)
+			res, err := index.SearchBatch(ctx, ok, cfg.Candidates, probe, 0)
 			if err != nil {
 				return nil, err
+			}
+			if mode == "approx" {
+				if err := rc.check(ctx, index, qs, at, ok, res); err != nil {
+					return nil, err
+				}
 			}
 			out := make([][]retriever.Hit, len(qs))
 			for k, j := range at {
@@ -418,19 +432,11 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 // mineOne fuses a query's run lists and applies the filters. It returns the
 // list and how many candidates it removed as duplicates of the source.
 func mineOne(cfg *pipeline.Config, q dataset.Query, lists []dataset.HitList, normOf map[string]uint64, sel *Selection) (dataset.Mined, int) {
-	var ids []string
-	switch {
-	case len(lists) == 1:
-		ids = lists[0].IDs
-	default:
-		ranked := make([][]string, len(lists))
-		for r, l := range lists {
-			ranked[r] = l.IDs
-		}
-		for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, ranked...) {
-			ids = append(ids, f.ID)
-		}
+	ranked := make([][]string, len(lists))
+	for r, l := range lists {
+		ranked[r] = l.IDs
 	}
+	ids := retriever.FirstPass(cfg.RRFK, cfg.Candidates, ranked...)
 	m := dataset.Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
 	refused := 0
 	for _, l := range lists {

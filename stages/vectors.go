@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/sourcegraph/conc/pool"
@@ -150,15 +152,41 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 }
 
 // passageIndex embeds every passage not embedded yet (prefix, title, text)
-// and loads all vectors into an exact dense index, in passage-id order. A
-// passage the embedder refuses even alone is recorded as a failed item of
-// the mine stage and left out of the dense index (BM25 still finds it).
-// Memory: 4·dim bytes per passage, plus one chunk of texts.
-func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retriever.Dense, error) {
+// and writes all vectors, in passage-id order, into the run's index file
+// (STORE/index/dense-<fp>.ivf: one flat list for exact search, k-means
+// lists for approximate search), which is memory-mapped, never held in Go
+// slices. A file written before under the same fingerprint, in the
+// prepared corpus's folder or the run's store, is opened as it is. A passage the embedder refuses even alone is recorded as
+// a failed item of the mine stage and left out of the index (BM25 still
+// finds it). Memory: one chunk of texts and vectors, 4 bytes a passage
+// while the lists are sorted, and the mapped file's pages.
+func (vc *vectorCache) passageIndex(ctx context.Context, prefix, fp string, params retriever.IVFParams) (*retriever.IVF, error) {
+	name := "dense-" + fp[:min(len(fp), 24)] + ".ivf"
+	dir := filepath.Join(vc.st.Path(), "index")
+	file := filepath.Join(dir, name)
+	look := []string{file}
+	if vc.prep != nil { // a prepared corpus's index first (read-only, shared)
+		look = append([]string{filepath.Join(vc.prep.Path(), "index", name)}, look...)
+	}
+	for _, f := range look {
+		if h, err := retriever.ReadIVFHeader(f); err == nil && h.Fingerprint == fp {
+			if ix, err := retriever.OpenIVF(f); err == nil {
+				return ix, nil
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dense index: %w", err)
+	}
 	total, _ := vc.st.Count(pipeline.PrefixDoc)
 	bar := vc.progress.Start("embed", int64(total))
 	defer bar.Finish()
-	var index *retriever.Dense
+	var w *retriever.IVFWriter
+	defer func() {
+		if w != nil {
+			w.Abort()
+		}
+	}()
 	chunk := min(max(vc.batch*max(vc.concurrency, 1)*4, 1024), 1<<15)
 	var ids, texts []string
 	flush := func() error {
@@ -177,10 +205,12 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retrie
 				}
 				continue
 			}
-			if index == nil {
-				index = retriever.NewDense(len(v))
+			if w == nil {
+				if w, err = retriever.NewIVFWriter(file, len(v)); err != nil {
+					return err
+				}
 			}
-			if err := index.Add(ids[i], v); err != nil {
+			if err := w.Add(ids[i], v); err != nil {
 				return fmt.Errorf("passage %s: %w (the embedding model answered vectors of different sizes)", ids[i], err)
 			}
 		}
@@ -212,8 +242,26 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix string) (*retrie
 	if err != nil {
 		return nil, err
 	}
-	if index == nil {
+	bar.Finish()
+	if w == nil {
 		return nil, fmt.Errorf("dense index: no passage could be embedded")
 	}
-	return index, nil
+	// Progress of the build, one bar a step.
+	var step string
+	var sb *pipeline.Bar
+	progress := func(s string, done, total int64) {
+		if s != step {
+			if sb != nil {
+				sb.Finish()
+			}
+			step, sb = s, vc.progress.Start(map[string]string{"train": "k-means", "assign": "lists", "write": "index"}[s], total)
+		}
+		sb.Add(done - sb.Done())
+	}
+	ix, err := w.Build(ctx, params, fp, progress)
+	if sb != nil {
+		sb.Finish()
+	}
+	w = nil
+	return ix, err
 }

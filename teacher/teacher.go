@@ -1,5 +1,4 @@
-// Package teacher holds the cross-encoder teachers: one Scorer contract and
-// its HTTP implementations (TEI /rerank, the Cohere-style /v1/rerank shared by
+// Package teacher holds the cross-encoder teachers: the HTTP clients (TEI /rerank, the Cohere-style /v1/rerank shared by
 // vLLM, Infinity, Jina and Cohere, and vLLM's /score), plus an offline
 // lexical teacher for trying the flow without a server.
 package teacher
@@ -9,50 +8,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
 
+	"github.com/synthq/synthq/internal/batch"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/window"
 )
-
-// Scorer scores passages against a query: one score per passage, in input
-// order. Implementations are safe for concurrent use; a Scorer over HTTP
-// splits long lists into batches itself.
-type Scorer interface {
-	Score(ctx context.Context, query string, passages []string) ([]float32, error)
-}
-
-// PartialScorer is implemented by scorers that can score a list around the
-// passages the server refuses on their own (over its window even after the
-// cut): scores has one entry per passage, refused maps the index of each
-// refused passage to the server's words (its score is 0 and meaningless).
-// err is for what no split fixes.
-type PartialScorer interface {
-	ScorePartial(ctx context.Context, query string, passages []string) (scores []float32, refused map[int]string, err error)
-}
-
-// Describer is implemented by scorers that can say what their scores are.
-type Describer interface {
-	// ScoreKind is "logits" for raw model outputs, "relevance" when the API
-	// returns its own (often sigmoid-squashed) relevance values, or "lexical".
-	ScoreKind() string
-}
-
-// Doer sends HTTP requests (an *httpx.Client in production: retries, backoff).
-type Doer interface {
-	Do(*http.Request) (*http.Response, error)
-}
 
 // Config configures an HTTP scorer.
 type Config struct {
 	API    string // tei | cohere | vllm-score
 	URL    string // server base URL, e.g. http://localhost:8080
 	Model  string
-	APIKey string // sent as "Authorization: Bearer"; never logged
-	Batch  int    // passages per request (default 32)
-	Doer   Doer   // default http.DefaultClient
+	APIKey string     // sent as "Authorization: Bearer"; never logged
+	Batch  int        // passages per request (default 32)
+	Doer   httpx.Doer // default http.DefaultClient
 	// Window cuts each passage so that the query and the passage fit the
 	// cross-encoder's window together (zero value: no cut). TEI's truncate
 	// is sent too, but llama.cpp and vLLM ignore it: the cut is ours.
@@ -63,7 +36,7 @@ type Config struct {
 var APIs = []string{"tei", "cohere", "vllm-score"}
 
 // New returns the HTTP scorer for cfg.API.
-func New(cfg Config) (Scorer, error) {
+func New(cfg Config) (*Client, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 32
 	}
@@ -74,8 +47,8 @@ func New(cfg Config) (Scorer, error) {
 	if cfg.URL == "" {
 		return nil, fmt.Errorf("teacher: no URL given")
 	}
-	h := &httpScorer{cfg: cfg}
-	h.batch.Store(int64(cfg.Batch))
+	h := &Client{cfg: cfg}
+	h.batch = batch.NewSize(cfg.Batch)
 	switch cfg.API {
 	case "tei":
 		h.path, h.kind, h.encode, h.decode = "/rerank", "logits", encodeTEI, decodeTEI
@@ -89,12 +62,14 @@ func New(cfg Config) (Scorer, error) {
 	return h, nil
 }
 
-type httpScorer struct {
+// Client scores passages against a query through one of the rerank APIs.
+// Safe for concurrent use; it splits long lists into batches itself.
+type Client struct {
 	cfg     Config
 	path    string
 	kind    string
 	outside atomic.Bool  // a score outside [0, 1] was seen
-	batch   atomic.Int64 // shrinks when the server refuses a batch as too large
+	batch   *batch.Size  // shrinks when the server refuses a batch as too large
 	recut   atomic.Int64 // passages scored after being cut again
 	encode  func(model, query string, docs []string) any
 	decode  func(body []byte) ([]indexed, error)
@@ -110,14 +85,14 @@ type indexed struct {
 // returning a score outside [0, 1] is "logits": llama.cpp's /v1/rerank
 // returns raw logits where vLLM and Cohere return probabilities, and the API
 // alone cannot tell them apart.
-func (h *httpScorer) ScoreKind() string {
+func (h *Client) ScoreKind() string {
 	if h.kind == "relevance" && h.outside.Load() {
 		return "logits"
 	}
 	return h.kind
 }
 
-func (h *httpScorer) observe(scores []float32) {
+func (h *Client) observe(scores []float32) {
 	for _, s := range scores {
 		if s < 0 || s > 1 {
 			h.outside.Store(true)
@@ -129,7 +104,7 @@ func (h *httpScorer) observe(scores []float32) {
 // Score scores passages in batches of the configured size (see
 // ScorePartial); a passage the server refuses even alone makes the whole
 // call fail with an *httpx.Fault of kind Item.
-func (h *httpScorer) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
+func (h *Client) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
 	scores, refused, err := h.ScorePartial(ctx, query, passages)
 	if err != nil {
 		return nil, err
@@ -155,7 +130,7 @@ func (h *httpScorer) Score(ctx context.Context, query string, passages []string)
 // (CutAgain counts those that then passed); those still refused are
 // reported in refused and the others scored. Config faults (bad key, a server
 // that cannot rerank, a missing route) and Endpoint faults are errors.
-func (h *httpScorer) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
+func (h *Client) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
 	if h.cfg.Window.MaxTokens > 0 {
 		used := h.cfg.Window.Tokens(query)
 		cut := make([]string, len(passages))
@@ -165,60 +140,24 @@ func (h *httpScorer) ScorePartial(ctx context.Context, query string, passages []
 		passages = cut
 	}
 	out := make([]float32, len(passages))
-	refused := map[int]string{}
-	for i := 0; i < len(passages); {
-		n := int(h.batch.Load())
-		end := min(i+n, len(passages))
-		err := h.scoreRange(ctx, query, passages, i, end, out, refused)
-		var f *httpx.Fault
-		if errors.As(err, &f) && httpx.BatchTooLarge(f.Status, f.Msg) && end-i > 1 {
-			half := int64(max((end-i)/2, 1))
-			for {
-				cur := h.batch.Load()
-				if cur <= half || h.batch.CompareAndSwap(cur, half) {
-					break
-				}
-			}
-			continue
+	refused, err := batch.Run(len(passages), h.batch, func(lo, hi int) error {
+		scores, err := h.call(ctx, query, passages[lo:hi])
+		if err == nil {
+			copy(out[lo:hi], scores)
 		}
-		if err != nil {
-			return nil, nil, err
-		}
-		i = end
+		return err
+	}, func(i int, msg string) (string, error) {
+		return h.again(ctx, query, passages[i], out[i:i+1], msg)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, refused, nil
 }
 
-// scoreRange scores passages[lo:hi] into out, isolating refused passages.
-func (h *httpScorer) scoreRange(ctx context.Context, query string, passages []string, lo, hi int, out []float32, refused map[int]string) error {
-	scores, err := h.call(ctx, query, passages[lo:hi])
-	var f *httpx.Fault
-	switch {
-	case err == nil:
-		copy(out[lo:hi], scores)
-		return nil
-	case !errors.As(err, &f) || f.Kind != httpx.Item || httpx.BatchTooLarge(f.Status, f.Msg):
-		return err
-	case hi-lo == 1:
-		msg, err := h.again(ctx, query, passages[lo], out[lo:lo+1], f.Msg)
-		if err != nil {
-			return err
-		}
-		if msg != "" {
-			refused[lo] = msg
-		}
-		return nil
-	}
-	mid := (lo + hi) / 2
-	if err := h.scoreRange(ctx, query, passages, lo, mid, out, refused); err != nil {
-		return err
-	}
-	return h.scoreRange(ctx, query, passages, mid, hi, out, refused)
-}
-
 // CutAgain is the number of passages scored after being cut again (see
 // ScorePartial).
-func (h *httpScorer) CutAgain() int64 { return h.recut.Load() }
+func (h *Client) CutAgain() int64 { return h.recut.Load() }
 
 // again cuts passage again after the server refused its pair with query as
 // too long (msg, the server's words: where they state its count, the cut
@@ -227,49 +166,78 @@ func (h *httpScorer) CutAgain() int64 { return h.recut.Load() }
 // success, or the server's last words when the pair is still refused (or
 // refused for another reason, or no window is set); err is for what is not
 // the item's.
-func (h *httpScorer) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	used := h.cfg.Window.Tokens(query)
-	for n := 1; n <= window.MaxRecuts; n++ {
-		cut, ok := h.cfg.Window.Recut(passage, used, msg)
-		if !ok {
-			break
-		}
+func (h *Client) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
+	msg, err := batch.Again(msg, func(msg string) bool {
+		cut, ok := h.cfg.Window.Recut(passage, h.cfg.Window.Tokens(query), msg)
 		passage = cut
+		return ok
+	}, func() error {
 		scores, err := h.call(ctx, query, []string{passage})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = scores[0]
-			h.recut.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		h.recut.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
-// call sends one batch; an answer that misses or repeats an index is retried
-// twice before it is an error.
-func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]float32, error) {
+// AnswerLimit is the most an honest rerank answer for docs can weigh: 1 MiB
+// for the envelope (id, model, usage) plus, per passage, 256 bytes for its
+// result object and 3 times its text, for servers that echo each document
+// back (vLLM's and Jina's /v1/rerank do) with every non-ASCII character
+// written as a \uXXXX escape (Python's json.dumps). 32 passages of 2 KB:
+// 1.2 MiB. A larger answer is malformed and is not read.
+func AnswerLimit(docs []string) int64 {
+	n := int64(1 << 20)
+	for _, d := range docs {
+		n += 256 + 3*int64(len(d))
+	}
+	return n
+}
+
+// call sends one batch. An answer that does not decode (it misses or
+// repeats an index, or a score is null or not a finite float32) is
+// malformed: the HTTP layer (an *httpx.Client) asks again and classifies it
+// (httpx.Expect); with another Doer it is asked again twice here and then
+// fails the batch as an Item fault.
+func (h *Client) call(ctx context.Context, query string, docs []string) ([]float32, error) {
 	body, err := json.Marshal(h.encode(h.cfg.Model, query, docs))
 	if err != nil {
 		return nil, fmt.Errorf("teacher %s: encode request: %w", h.cfg.API, err)
 	}
 	url := h.cfg.URL + h.path
+	var got []float32
+	check := func(b []byte) error {
+		res, err := h.decode(b)
+		if err == nil {
+			got, err = byIndex(res, len(docs))
+		}
+		if err != nil {
+			got = nil
+			return fmt.Errorf("teacher %s: %w", h.cfg.API, err)
+		}
+		return nil
+	}
+	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(docs),
+		What: fmt.Sprintf("a rerank answer for %d passages", len(docs)), Check: check})
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
+		got = nil
 		status, b, err := httpx.PostJSON(ctx, h.cfg.Doer, url, h.cfg.APIKey, body)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		var f *httpx.Fault
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.As(err, &f):
+			return nil, f
+		case httpx.IsMalformed(err):
+			lastErr = err
+			continue
+		default:
 			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "teacher", URL: url, Err: err}
 		}
 		if status/100 != 2 {
@@ -280,21 +248,22 @@ func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]f
 			}
 			return nil, f
 		}
-		res, err := h.decode(b)
-		if err == nil {
-			var scores []float32
-			if scores, err = byIndex(res, len(docs)); err == nil {
-				h.observe(scores)
-				return scores, nil
+		if got == nil {
+			if err := check(b); err != nil {
+				lastErr = err
+				continue
 			}
 		}
-		lastErr = fmt.Errorf("teacher %s: answer: %w", h.cfg.API, err)
+		h.observe(got)
+		return got, nil
 	}
-	return nil, lastErr
+	return nil, &httpx.Fault{Kind: httpx.Item, Role: "teacher", URL: url, Err: lastErr,
+		Msg: fmt.Sprintf("answer malformed 3 times: %v", lastErr)}
 }
 
 // byIndex maps results back to input order by their index, never by their
-// position in the answer (servers sort by score).
+// position in the answer (servers sort by score). A score that is not a
+// finite float32 (1e300 is +Inf as a float32) is an error.
 func byIndex(res []indexed, n int) ([]float32, error) {
 	out := make([]float32, n)
 	seen := make([]bool, n)
@@ -306,7 +275,11 @@ func byIndex(res []indexed, n int) ([]float32, error) {
 			return nil, fmt.Errorf("index %d appears twice", r.Index)
 		}
 		seen[r.Index] = true
-		out[r.Index] = float32(r.Score)
+		s := float32(r.Score)
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("score %g at index %d is not a finite float32", r.Score, r.Index)
+		}
+		out[r.Index] = s
 	}
 	for i, ok := range seen {
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,11 +78,15 @@ func TestTEIBatchRefusalShrinksBatches(t *testing.T) {
 	}
 }
 
+// TestBadAnswersAreErrors: a malformed answer (with a Doer that is not an
+// *httpx.Client) is asked three times, then is an Item fault of the batch,
+// which is split until the passages stand alone, each asked three times.
 func TestBadAnswersAreErrors(t *testing.T) {
 	cases := map[string]string{
 		`[{"index":0,"score":1.0},{"index":0,"score":0.5}]`: "index 0 appears twice",
-		`[{"index":0,"score":1.0}]`:                         "no score for index 1",
 		`[{"index":5,"score":1.0},{"index":0,"score":0.5}]`: "index 5 out of range",
+		`[{"index":0,"score":1e300},{"index":1,"score":0}]`: "not a finite float32",
+		`[{"index":0,"score":null},{"index":1,"score":0}]`:  "lacks index or score",
 		`{"error":"x"}`: "want [{\"index\",\"score\"}]",
 	}
 	for body, want := range cases {
@@ -93,11 +98,11 @@ func TestBadAnswersAreErrors(t *testing.T) {
 		s, _ := New(Config{API: "tei", URL: srv.URL})
 		_, err := s.Score(context.Background(), "q", []string{"a", "b"})
 		srv.Close()
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("answer %s: err = %v, want %q", body, err, want)
+		if err == nil || !strings.Contains(err.Error(), want) || httpx.KindOf(err) != httpx.Item {
+			t.Errorf("answer %s: err = %v, want an Item fault with %q", body, err, want)
 		}
-		if n != 3 {
-			t.Errorf("answer %s: %d attempts, want 3", body, n)
+		if n != 9 {
+			t.Errorf("answer %s: %d attempts, want 3 for the pair and 3 for each passage", body, n)
 		}
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +196,7 @@ func TestTeacherFaultsAndWindow(t *testing.T) {
 				t.Errorf("Config fault without a hint: %v", err)
 			}
 			if tc.refused != nil {
-				scores, refused, err := s.(PartialScorer).ScorePartial(context.Background(), "storage quota", ps)
+				scores, refused, err := s.ScorePartial(context.Background(), "storage quota", ps)
 				if err != nil || len(scores) != len(ps) || len(refused) != len(tc.refused) {
 					t.Fatalf("ScorePartial: %v, refused %v, want %v", err, refused, tc.refused)
 				}
@@ -235,9 +240,59 @@ func TestCohereScoreKindFromValues(t *testing.T) {
 		if _, err := s.Score(context.Background(), "storage quota", passages(5)); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.(Describer).ScoreKind(); got != tc.want {
+		if got := s.ScoreKind(); got != tc.want {
 			t.Errorf("flavor %q: kind %q, want %q", tc.flavor, got, tc.want)
 		}
 		f.Close()
+	}
+}
+
+// TestTeacherHostileAnswers: against the hostile stand-in, for every API,
+// scores returned are finite: NaN (as Python writes it), scores past
+// float32 (1e300), a wrong shape and a huge answer are malformed answers,
+// asked again, and then fail only the passages of that answer while the
+// server answers others well; a server that never answers well is a
+// misconfiguration naming --teacher-api.
+func TestTeacherHostileAnswers(t *testing.T) {
+	for _, api := range APIs {
+		f := fakes.NewReranker(api, "m", func(f *fakes.Reranker) {
+			f.Fault = func(_ int64, body []byte) string {
+				for _, m := range []string{"nan", "absurd", "malformed", "huge"} {
+					if strings.Contains(string(body), "mode-"+m) {
+						return m
+					}
+				}
+				return ""
+			}
+		})
+		hc := httpx.New(&httpx.Options{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Timeout: 20 * time.Second,
+			Role: "teacher", Endpoints: []string{f.URL}})
+		s, _ := New(Config{API: api, URL: f.URL, Model: "m", Doer: hc, Batch: 4})
+		ps := s
+		if _, err := s.Score(context.Background(), "q", passages(3)); err != nil {
+			t.Fatalf("%s: %v", api, err)
+		}
+		for _, m := range []string{"nan", "absurd", "malformed", "huge"} {
+			docs := []string{"passage a", "passage mode-" + m, "passage c"}
+			scores, refused, err := ps.ScorePartial(context.Background(), "q", docs)
+			if err != nil || len(refused) != 1 || refused[1] == "" {
+				t.Errorf("%s %s: refused %v, err %v; want passage 1 refused alone", api, m, refused, err)
+				continue
+			}
+			for i, x := range scores {
+				if i != 1 && (math.IsNaN(float64(x)) || math.IsInf(float64(x), 0)) {
+					t.Errorf("%s %s: score %d = %v", api, m, i, x)
+				}
+			}
+		}
+		f.Close()
+	}
+	f := fakes.NewReranker("tei", "m", func(f *fakes.Reranker) { f.Fault = func(int64, []byte) string { return "malformed" } })
+	defer f.Close()
+	hc := httpx.New(&httpx.Options{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Role: "teacher", Endpoints: []string{f.URL}})
+	s, _ := New(Config{API: "tei", URL: f.URL, Model: "m", Doer: hc})
+	_, err := s.Score(context.Background(), "q", passages(3))
+	if httpx.KindOf(err) != httpx.Config || !strings.Contains(err.Error(), "--teacher-api") {
+		t.Errorf("every answer malformed: %v, want a Config fault naming --teacher-api", err)
 	}
 }

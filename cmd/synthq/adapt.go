@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/synthq/synthq/adapter"
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
 )
@@ -67,12 +68,20 @@ func adaptCommand() *cli.Command {
 
 func runAdapt(c *cli.Context) error {
 	storePath := c.String("store")
-	st, cfgp, err := openRun(storePath)
+	// Writable: vectors embedded here are stored for later runs, and the
+	// adapter's record for the report.
+	st, err := pipeline.OpenStore(storePath)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	cfg := *cfgp
+	var cfg pipeline.Config
+	if ok, err := st.GetJSON(dataset.MetaConfig, &cfg); err != nil {
+		return err
+	} else if !ok {
+		return errors.New("store " + storePath + " holds no run (run `synthq run` first)")
+	}
+	cfg.EnsureDefaults()
 	// Embedding flags not given keep the run's values.
 	run := cfg
 	applyRetriever(c, &run)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/synthq/synthq/adapter"
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
 	"github.com/synthq/synthq/stages"
@@ -122,22 +124,11 @@ func runEval(c *cli.Context) error {
 		defer runF.Close()
 	}
 	for qi, q := range judged {
-		if len(lists) == 1 {
-			for _, h := range lists[0][qi] {
-				runs[q.ID] = append(runs[q.ID], h.DocID)
-				if runF != nil {
-					fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, h.DocID, h.Rank, h.Score, tag)
-				}
-			}
-			continue
-		}
-		ranked := make([][]string, len(lists))
+		hits := make([][]retriever.Hit, len(lists))
 		for r := range lists {
-			for _, h := range lists[r][qi] {
-				ranked[r] = append(ranked[r], h.DocID)
-			}
+			hits[r] = lists[r][qi]
 		}
-		for rank, f := range retriever.RRF(cfg.RRFK, evalDepth, ranked...) {
+		for rank, f := range retriever.FirstPassHits(cfg.RRFK, evalDepth, hits...) {
 			runs[q.ID] = append(runs[q.ID], f.ID)
 			if runF != nil {
 				fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, f.ID, rank+1, f.Score, tag)
@@ -183,9 +174,10 @@ func loadEvalAdapter(path string, dense []pipeline.DenseRun) (*adapter.Adapter, 
 }
 
 // evalDense embeds the corpus and the queries (nothing is stored: eval has
-// no store) and searches exactly; with an adapter, query vectors are
-// transformed by it first. A passage the server refuses is left out of the
-// index and reported; a refused query retrieves nothing.
+// no store) and searches them as --dense-index says (an approximate search
+// also runs exactly and reports its recall@100). A passage the server refuses is left out
+// of the index and reported; a refused query retrieves nothing. With an
+// adapter, query vectors are transformed by it first.
 func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cfg *pipeline.Config, ids, texts []string, qs []retriever.Query, adp *adapter.Adapter) ([][]retriever.Hit, error) {
 	embedAll := func(in []string) ([][]float32, int, error) {
 		out := make([][]float32, len(in))
@@ -220,21 +212,35 @@ func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cf
 	if refused > 0 {
 		fmt.Fprintf(os.Stderr, "warning: the embeddings server refused %d passages; they are not in the dense index\n", refused)
 	}
-	var ix *retriever.Dense
+	mode, params, probe := dataset.DenseIndexParams(cfg, len(ids))
+	tmp, err := os.MkdirTemp("", "synthq-eval-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	var w *retriever.IVFWriter
 	for i, v := range pv {
 		if v == nil {
 			continue
 		}
-		if ix == nil {
-			ix = retriever.NewDense(len(v))
+		if w == nil {
+			if w, err = retriever.NewIVFWriter(filepath.Join(tmp, "dense.ivf"), len(v)); err != nil {
+				return nil, err
+			}
+			defer w.Abort()
 		}
-		if err := ix.Add(ids[i], v); err != nil {
+		if err := w.Add(ids[i], v); err != nil {
 			return nil, err
 		}
 	}
-	if ix == nil {
+	if w == nil {
 		return nil, fmt.Errorf("no passage could be embedded")
 	}
+	ix, err := w.Build(ctx, params, d.Model, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ix.Close()
 	qin := make([]string, len(qs))
 	for i, q := range qs {
 		qin[i] = d.QueryPrefix + q.Text
@@ -257,9 +263,17 @@ func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cf
 		}
 		ok, at = append(ok, v), append(at, i)
 	}
-	res, err := ix.SearchBatch(ctx, ok, evalDepth, 0)
+	res, err := ix.SearchBatch(ctx, ok, evalDepth, probe, 0)
 	if err != nil {
 		return nil, err
+	}
+	if mode == "approx" {
+		exact, err := ix.SearchBatch(ctx, ok, evalDepth, ix.Lists(), 0)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "dense index %s: approx, %d lists, %d probed: recall@100 against exact %.4f\n",
+			d.Model, ix.Lists(), probe, retriever.RecallAt(100, res, exact))
 	}
 	out := make([][]retriever.Hit, len(qs))
 	for k, i := range at {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +32,18 @@ func integer(name string, value int, usage string) cli.Flag {
 }
 
 func float(name string, value float64, usage string) cli.Flag {
-	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
+	return altsrc.NewFloat64Flag(&cli.Float64Flag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Action: finite(name)})
+}
+
+// finite is the action of every number flag: NaN and ±Inf parse as
+// numbers (strconv.ParseFloat) but pass every range check unnoticed.
+func finite(name string) func(*cli.Context, float64) error {
+	return func(_ *cli.Context, v float64) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("--%s must be a finite number, got %g", name, v)
+		}
+		return nil
+	}
 }
 
 func strs(name, usage string) cli.Flag {
@@ -86,6 +98,9 @@ func retrieverFlags() []cli.Flag {
 		str("embed-tokenizer", "", "the embedding model's tokenizer.json (byte-level BPE) for exact counts in the --embed-max-tokens cut (default: the estimate)"),
 		rawStrs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
 		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
+		str("dense-index", "auto", "dense search: exact | approx (IVF: k-means lists, the nearest --dense-probe searched; recall against exact is measured on a sample and recorded) | auto (exact up to 100,000 passages)"),
+		integer("dense-lists", 0, "IVF lists (k-means partitions) of --dense-index approx (0: √passages)"),
+		integer("dense-probe", 0, "IVF lists searched per query (0: a sixth of the lists, at least 32)"),
 	}
 }
 
@@ -97,6 +112,10 @@ func applyRetriever(c *cli.Context, cfg *pipeline.Config) {
 	cfg.EmbedAPIKey, cfg.EmbedBatch = c.String("embed-api-key"), c.Int("embed-batch")
 	cfg.EmbedMaxTokens, cfg.EmbedTokenizer = c.Int("embed-max-tokens"), c.String("embed-tokenizer")
 	cfg.QueryPrefixes, cfg.PassagePrefixes = c.StringSlice("query-prefix"), c.StringSlice("passage-prefix")
+	cfg.DenseIndex, cfg.DenseLists, cfg.DenseProbe = c.String("dense-index"), c.Int("dense-lists"), c.Int("dense-probe")
+	if cfg.DenseIndex == "auto" {
+		cfg.DenseIndex = "" // the default: stores made before keep their fingerprint
+	}
 }
 
 func targetFlags() []cli.Flag {
@@ -123,6 +142,7 @@ var runValueFlags = []string{"list-size", "require-source-top1", "min-top-percen
 func runFlags() []cli.Flag {
 	fl := []cli.Flag{configFlag(),
 		str("out", "out", "output directory"),
+		boolean("force", false, "write into an --out folder that holds files synthq did not write (those of the names synthq writes are replaced; none is deleted)"),
 		str("store", "", "Badger store directory (default OUT/store)"),
 		boolean("offline", false, "no server at all: extractive pseudo-queries and a lexical teacher (for trying the flow)"),
 		strs("llm-url", "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); repeat (or comma-separate) for several servers of the same model"),

@@ -80,6 +80,8 @@ func TestNumericFlagsZeroAndRange(t *testing.T) {
 		"bm25-b":             f(func(c *pipeline.Config) float64 { return c.BM25B }, "1.5"),
 		"rrf-k":              refused(),
 		"embed-batch":        refused(),
+		"dense-lists":        f(func(c *pipeline.Config) float64 { return float64(c.DenseLists) }),
+		"dense-probe":        f(func(c *pipeline.Config) float64 { return float64(c.DenseProbe) }),
 		"list-size":          refused("1"),
 		"min-top-percentile": f(func(c *pipeline.Config) float64 { return c.MinTopPercentile }, "101"),
 		"dev-fraction":       f(func(c *pipeline.Config) float64 { return c.DevFraction }, "1"),

@@ -30,7 +30,7 @@ func flagGroups(command string) []flagGroup {
 		{"Passages asked about", []string{"dedup", "dedup-threshold", "max-passages", "holdout", "shard"}},
 		{"First-pass retrieval (mining)", []string{"retriever", "candidates", "roundtrip-k", "min-candidates",
 			"bm25-k1", "bm25-b", "rrf-k", "embed-url", "embed-model", "embed-api-key", "embed-batch",
-			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix", "dense-index", "adapter"}},
+			"embed-max-tokens", "embed-tokenizer", "query-prefix", "passage-prefix", "dense-index", "dense-lists", "dense-probe", "adapter"}},
 		{"Teacher (cross-encoder)", []string{"teacher-url", "teacher-api", "teacher-model", "teacher-api-key",
 			"teacher-batch", "teacher-max-tokens", "teacher-tokenizer", "teacher-input"}},
 		{"Lists and export", []string{"list-size", "require-source-top1", "min-top-percentile", "norm", "dev-fraction",

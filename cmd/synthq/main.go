@@ -15,8 +15,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -53,7 +55,9 @@ func main() {
 		}
 	}()
 	stopProfile := cpuProfile(os.Getenv("SYNTHQ_CPUPROFILE"), os.Stderr)
+	stopMem := peakHeapProfile(os.Getenv("SYNTHQ_MEMPROFILE"), os.Stderr)
 	code := runMain(st.Hard, os.Args, os.Stdout, os.Stderr)
+	stopMem()
 	stopProfile()
 	os.Exit(code)
 }
@@ -81,6 +85,49 @@ func cpuProfile(path string, log io.Writer) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 	}
+}
+
+// peakHeapProfile writes a pprof heap profile to path (SYNTHQ_MEMPROFILE)
+// each time the heap in use passes its highest so far by 10%, checked every
+// 2 s, so the file ends up naming what held memory at the run's peak (see
+// BENCHMARKS.md "Millions of passages"). A profile that cannot be written is
+// a warning.
+func peakHeapProfile(path string, log io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var peak uint64
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse < peak+peak/10 {
+				continue
+			}
+			peak = ms.HeapInuse
+			f, err := os.Create(path)
+			if err == nil {
+				err = pprof.WriteHeapProfile(f)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(log, "warning: SYNTHQ_MEMPROFILE: %v\n", err)
+				return
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // runMain runs the CLI and returns the exit status; tests call it directly.

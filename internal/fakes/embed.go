@@ -210,7 +210,7 @@ func (f *Embedder) embed(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := map[string]any{"object": "list", "data": data, "model": model,
 		"usage": map[string]any{"prompt_tokens": tokens, "total_tokens": tokens}}
-	if f.Fault != nil && injectFault(w, f.Fault(n, body), resp) {
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), resp, &f.Capacity) {
 		return
 	}
 	f.Inputs.Add(int64(len(inputs)))

@@ -29,7 +29,9 @@ import (
 // body), "truncated" (200 with JSON cut in half), "reset" (the connection is
 // reset without an answer), "hang" (no answer for 2 s, past a short client
 // timeout), "400-context" (vLLM's context-length error), "400-max-tokens"
-// (the LLM only: OpenAI's 400 unsupported_parameter for max_tokens).
+// (the LLM only: OpenAI's 400 unsupported_parameter for max_tokens), and
+// the hostile answers "huge", "malformed", "nan", "absurd", "denormal" and
+// "zero" (see hostile.go).
 type Fault func(n int64, body []byte) string
 
 // Counter records how often each distinct request body was received.
@@ -135,6 +137,9 @@ type Capacity struct {
 	// Completed counts answers written back (after the latency), refusals
 	// excluded.
 	Completed atomic.Int64
+	// HugeSent counts the padding bytes written by "huge" answers (see
+	// Hostile answers).
+	HugeSent atomic.Int64
 }
 
 // InFlight is the number of requests the fake holds now.
@@ -235,7 +240,10 @@ func (f *LLM) models(w http.ResponseWriter, r *http.Request) {
 }
 
 // injectFault writes the injected failure, if any, and reports whether it did.
-func injectFault(w http.ResponseWriter, fault string, ok any) bool {
+func injectFault(w http.ResponseWriter, fault string, ok any, c *Capacity) bool {
+	if hostile(w, fault, ok, c) {
+		return true
+	}
 	switch fault {
 	case "":
 		return false
@@ -378,7 +386,7 @@ func (f *LLM) chat(w http.ResponseWriter, r *http.Request) {
 		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": completion,
 			"total_tokens": prompt + completion},
 	}
-	if injectFault(w, fault, resp) {
+	if injectFault(w, fault, resp, &f.Capacity) {
 		return
 	}
 	writeJSON(w, 200, resp)
@@ -398,7 +406,7 @@ func Tokens(text string) int { return (len(text)*2 + 8) / 9 }
 // word made only of punctuation, as a WordPiece or BPE vocabulary splits
 // ". . . . 394" (a table of contents) into a token per dot. Prose counts the
 // same as Tokens; a table of contents ~2.5 bytes a token, so a cut by
-// window.Estimate (3 bytes a token) is over the window, as against the real
+// tokens.Encoder (3 bytes a token) is over the window, as against the real
 // llama-server (617 tokens for 512 estimated).
 func WindowTokens(text string) int {
 	n := Tokens(text)
@@ -609,7 +617,7 @@ func (f *Reranker) tei(w http.ResponseWriter, r *http.Request) {
 	for _, x := range f.rank(req.Query, req.Texts) {
 		res = append(res, map[string]any{"index": x.Index, "score": x.Score})
 	}
-	if f.Fault != nil && injectFault(w, f.Fault(n, body), res) {
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), res, &f.Capacity) {
 		return
 	}
 	writeJSON(w, 200, res)
@@ -640,7 +648,7 @@ func (f *Reranker) cohere(w http.ResponseWriter, r *http.Request) {
 		res = res[:req.TopN]
 	}
 	out := map[string]any{"id": "rerank-1", "model": f.Model, "usage": map[string]any{"total_tokens": words(body)}, "results": res}
-	if f.Fault != nil && injectFault(w, f.Fault(n, body), out) {
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), out, &f.Capacity) {
 		return
 	}
 	writeJSON(w, 200, out)
@@ -664,7 +672,7 @@ func (f *Reranker) score(w http.ResponseWriter, r *http.Request) {
 	}
 	f.Pairs.Add(int64(len(req.Text2)))
 	out := map[string]any{"id": "score-1", "object": "list", "created": 1700000000, "model": f.Model, "data": data, "usage": map[string]any{"prompt_tokens": words(body)}}
-	if f.Fault != nil && injectFault(w, f.Fault(n, body), out) {
+	if f.Fault != nil && injectFault(w, f.Fault(n, body), out, &f.Capacity) {
 		return
 	}
 	writeJSON(w, 200, out)

@@ -69,6 +69,10 @@ type Options struct {
 	// (nil: 0).
 	Limiter   *Limiter
 	TokenCost func(body []byte) int
+	// MaxBody caps an answer body whose request sets no Expect.MaxBytes
+	// (default DefaultMaxBody): no answer is ever read whole into memory
+	// past its cap.
+	MaxBody int64
 }
 
 // EnsureDefaults fills zero fields.
@@ -106,6 +110,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxOutage == 0 {
 		o.MaxOutage = 30 * time.Minute
 	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
 	if o.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 2048
@@ -121,6 +128,10 @@ type Client struct {
 	hc      *http.Client
 	s       *sched
 	retries atomic.Int64
+	// wellFormed and malformed count 2xx answers that passed and failed
+	// their request's Expect (a malformed answer fails its item while
+	// others pass; it is a misconfiguration when none ever passed).
+	wellFormed, malformed atomic.Int64
 }
 
 // New returns a Client; nil opts means defaults.
@@ -182,24 +193,22 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.URL, e.Status, body)
 }
 
-// Retryable reports whether an HTTP status is worth retrying.
-func Retryable(status int) bool {
-	switch status {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
 // Do sends req. Answers that are the endpoint's trouble (429/5xx, refused
-// or reset connections, timeouts, a 2xx body that is not JSON) are retried:
+// or reset connections, timeouts) are retried:
 // overload and outages are waited out (see sched and MaxOutage), and a
 // request that keeps failing while its endpoint answers others is given up
-// after MaxRetries with an Item fault. A final answer (2xx, or a status
-// that says something about the request: 4xx, or a 5xx whose message says
-// the input is too long) is returned as a response with its body fully read
-// and buffered; callers such as go-openai turn it into their own error.
+// after MaxRetries with an Item fault. A 2xx answer that is malformed (over
+// the request's size cap, not JSON, or refused by its Expect.Check: the
+// server is up, its answer unusable) is asked again up
+// to 3 times, then fails the item with an Item fault; if no answer of this
+// client has ever been well formed, the request keeps asking until several
+// requests' worth have been malformed, and then fails with a Config fault
+// (a server of the wrong kind: the run stops). A final answer (2xx, or a
+// status that says something about the request: 4xx, or a 5xx whose
+// message says the input is too long) is returned as a response with its
+// body fully read and buffered, never more than its cap (Expect.MaxBytes,
+// Options.MaxBody); callers such as go-openai turn it into their own error.
+// Do never returns a nil response with a nil error.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var body []byte
@@ -223,13 +232,47 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		cost = c.opts.TokenCost(body)
 	}
 	fails := 0         // failures that count against this request
+	bad := 0           // malformed answers to this request
 	var servedAt int64 // successes of the role at this request's first failure
 	for attempt := 0; ; attempt++ {
 		if err := c.opts.Limiter.Wait(ctx, cost); err != nil {
 			return nil, err
 		}
 		resp, o, err := c.attempt(ctx, req, body)
+		var mal *malformedError
+		if errors.As(err, &mal) {
+			c.malformed.Add(1)
+			bad++
+			if bad > min(malformedRetries, c.opts.MaxRetries) {
+				if f, ok := c.malformedFault(redact.Parsed(req.URL), bad, mal); ok {
+					return nil, f
+				}
+			}
+			if bad >= malformedConfigAfter*4 {
+				// Never reached while others answer well (the item
+				// fails) or nothing does (a misconfiguration): a bound
+				// all the same.
+				return nil, &Fault{Kind: Item, Role: c.opts.Role, URL: redact.Parsed(req.URL), Err: mal,
+					Msg: fmt.Sprintf("answer malformed %d times: %v", bad, mal)}
+			}
+			c.retries.Add(1)
+			if !c.sleep(ctx, c.backoff(min(bad, 6))) {
+				return nil, ctx.Err()
+			}
+			continue
+		}
 		if o.kind == outOK || o.kind == outAnswered {
+			if resp == nil {
+				// A final outcome always carries its answer; never hand
+				// a caller (go-openai) nothing at all.
+				if err == nil {
+					err = errors.New("no answer")
+				}
+				return nil, fmt.Errorf("%s %s: %w", req.Method, redact.Parsed(req.URL), err)
+			}
+			if o.kind == outOK {
+				c.wellFormed.Add(1)
+			}
 			return resp, nil
 		}
 		if ctx.Err() != nil {
@@ -253,7 +296,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 				switch {
 				case c.s == nil:
 					// No scheduler: plain retries, then the last answer.
-					if resp != nil && !isJSONFailure(err) {
+					if resp != nil {
 						return resp, nil
 					}
 					return nil, fmt.Errorf("after %d retries: %w", attempt, err)
@@ -281,25 +324,25 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		case c.s != nil && c.s.downAll():
 			d = 0 // the scheduler spaces the probes
 		}
-		if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
+		if !c.sleep(ctx, d) {
+			return nil, ctx.Err()
 		}
 	}
 }
 
-type invalidJSONError struct{ msg string }
-
-func (e *invalidJSONError) Error() string { return e.msg }
-
-func isJSONFailure(err error) bool {
-	var j *invalidJSONError
-	return errors.As(err, &j)
+// sleep waits d, or until ctx is done (false).
+func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // attempt sends one attempt through the scheduler and reports its outcome.
@@ -314,15 +357,32 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, body []byte) (*
 	r := req
 	if tk != nil {
 		u, err := url.Parse(target)
+		if err == nil && CheckURL(target) != nil {
+			err = CheckURL(target)
+		}
 		if err != nil {
+			// Start-up checks every URL (pipeline.Config.Validate); a
+			// client built without them still never sends, nor calls
+			// this endpoint answered. url.Parse's words may quote the
+			// password: only CheckURL's reason is shown.
 			c.s.release(tk, outcome{kind: outAnswered})
-			return nil, outcome{kind: outAnswered}, fmt.Errorf("endpoint URL %q: %w", redact.URL(target), err)
+			reason := urlProblem(target)
+			if reason == "" {
+				reason = "does not parse as a URL"
+			}
+			return nil, outcome{kind: outFailed}, &Fault{Kind: Config, Role: c.opts.Role, URL: redact.URL(target),
+				Msg: "endpoint URL cannot be used: " + reason, Hint: fmt.Sprintf("check every --%s-url", c.opts.Role)}
 		}
 		r = req.Clone(ctx)
 		r.URL, r.Host = u, u.Host
 	}
 	resp, o, err := c.once(ctx, r, body)
 	ro := o
+	if IsMalformed(err) {
+		// The endpoint answered: a malformed answer says nothing of its
+		// health.
+		ro = outcome{kind: outAnswered}
+	}
 	if ctx.Err() != nil && o.kind != outOK && o.kind != outAnswered {
 		// Cancelled by the caller: says nothing about the endpoint.
 		ro = outcome{kind: outAnswered}
@@ -350,7 +410,18 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 		err = stripURL(err)
 		return nil, outcome{kind: kind, reason: transportReason(err)}, fmt.Errorf("%s %s: %w", req.Method, redact.Parsed(req.URL), err)
 	}
-	b, err := io.ReadAll(resp.Body)
+	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
+	exp := expectOf(ctx)
+	limit := exp.MaxBytes
+	if limit <= 0 {
+		limit = c.opts.MaxBody
+	}
+	if !ok2xx {
+		limit = min(limit, maxErrorBody)
+	}
+	// One byte over the cap tells an answer over it; the rest is never
+	// read (closing the body drops the connection).
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if err != nil {
 		kind := outFailed
@@ -359,11 +430,35 @@ func (c *Client) once(ctx context.Context, req *http.Request, body []byte) (*htt
 		}
 		return nil, outcome{kind: kind, reason: "answer cut off"}, fmt.Errorf("%s %s: read response: %w", req.Method, redact.Parsed(req.URL), err)
 	}
+	over := int64(len(b)) > limit
+	if over {
+		b = b[:limit]
+	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if ok2xx {
+		if over {
+			what := exp.What
+			if what == "" {
+				what = "an answer"
+			}
+			return resp, outcome{kind: outAnswered, reason: "answer too large"}, &malformedError{what: exp.What,
+				reason:  fmt.Sprintf("%s %s: HTTP %d answer larger than %s, the most %s can need: not read further", req.Method, redact.Parsed(req.URL), resp.StatusCode, byteSize(limit), what),
+				excerpt: excerpt(b)}
+		}
 		if !json.Valid(b) {
-			return resp, outcome{kind: outFailed, reason: "answer not JSON"}, &invalidJSONError{fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact.Parsed(req.URL), resp.StatusCode, len(b))}
+			// The server is up and answered: its answer is unusable (an
+			// HTML page, JSON cut short, a NaN as Python writes it).
+			return resp, outcome{kind: outAnswered, reason: "answer not JSON"}, &malformedError{what: exp.What,
+				reason:  fmt.Sprintf("%s %s: HTTP %d with a body that is not valid JSON (%d bytes)", req.Method, redact.Parsed(req.URL), resp.StatusCode, len(b)),
+				excerpt: excerpt(b)}
+		}
+		if exp.Check != nil {
+			if err := exp.Check(b); err != nil {
+				return resp, outcome{kind: outAnswered, reason: "answer malformed"}, &malformedError{what: exp.What, err: err,
+					reason:  fmt.Sprintf("%s %s: HTTP %d answer malformed: %v", req.Method, redact.Parsed(req.URL), resp.StatusCode, err),
+					excerpt: excerpt(b)}
+			}
 		}
 		o := outcome{kind: outOK}
 		if d, spent := budgetSpent(resp.Header, c.now(), c.opts.MaxRetryAfter); spent {
@@ -428,6 +523,19 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil) + 1))
 }
 
+// byteSize writes n bytes for a person: "512 B", "1.5 MiB".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 func peek(resp *http.Response) []byte {
 	if resp == nil || resp.Body == nil {
 		return nil
@@ -467,9 +575,12 @@ func stripURL(err error) error {
 func Probe(ctx context.Context, rawURL string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := CheckURL(rawURL); err != nil {
+		return fmt.Errorf("invalid URL %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return fmt.Errorf("invalid URL %q: %w", redact.URL(rawURL), stripURL(err))
+		return fmt.Errorf("invalid URL %s", redact.URL(rawURL)) // url.Parse's words may quote a password
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -526,12 +637,22 @@ type Doer interface {
 
 // PostJSON sends body as a JSON POST to url through d, with "Authorization:
 // Bearer apiKey" when apiKey is set, and returns the status and the whole
-// answer body. Only transport failures are errors; a non-2xx status is for
-// the caller to read (ErrorText gives its message).
+// answer body, read up to the cap of ctx's Expect (DefaultMaxBody without
+// one): a 2xx answer over it is an error, an error answer is cut to it.
+// Only a URL that cannot work (a Config fault, never sent), transport
+// failures and answers over the cap are errors, none of them showing the
+// URL's credentials; a non-2xx status is for the caller to read (ErrorText
+// gives its message). A *Client has already read the body under the same
+// cap.
 func PostJSON(ctx context.Context, d Doer, url, apiKey string, body []byte) (int, []byte, error) {
+	// url.Parse's and the transport's words may quote a password: a URL
+	// that cannot work is refused in ours, and is never sent.
+	if reason := urlProblem(url); reason != "" {
+		return 0, nil, &Fault{Kind: Config, URL: redact.URL(url), Msg: "URL cannot be used: " + reason}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("POST %s: cannot build the request", redact.URL(url))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -540,12 +661,30 @@ func PostJSON(ctx context.Context, d Doer, url, apiKey string, body []byte) (int
 	}
 	resp, err := d.Do(req)
 	if err != nil {
-		return 0, nil, err
+		var f *Fault
+		if errors.As(err, &f) || errors.Is(err, ErrStopped) || ctx.Err() != nil {
+			return 0, nil, err
+		}
+		if IsMalformed(err) {
+			return 0, nil, err
+		}
+		return 0, nil, fmt.Errorf("POST %s: %w", redact.URL(url), stripURL(err))
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	limit := expectOf(ctx).MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return resp.StatusCode, nil, fmt.Errorf("read answer: %w", err)
+	}
+	if int64(len(b)) > limit {
+		if resp.StatusCode/100 == 2 {
+			return resp.StatusCode, nil, &malformedError{what: expectOf(ctx).What,
+				reason: fmt.Sprintf("answer larger than %s: not read further", byteSize(limit)), excerpt: excerpt(b)}
+		}
+		b = b[:limit]
 	}
 	return resp.StatusCode, b, nil
 }

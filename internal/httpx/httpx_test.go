@@ -111,7 +111,9 @@ func TestGivesUpAfterMaxRetries(t *testing.T) {
 	}
 	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>") }))
 	defer srv2.Close()
-	if _, err := post(t, New(fast(2)), srv2.URL, `{}`); err == nil || !strings.Contains(err.Error(), "after 2 retries") || !strings.Contains(err.Error(), "not valid JSON") {
+	// An answer that is never JSON is malformed: with none ever well
+	// formed, a misconfiguration, with the server's words.
+	if _, err := post(t, New(fast(2)), srv2.URL, `{}`); KindOf(err) != Config || !strings.Contains(err.Error(), "not valid JSON") || !strings.Contains(err.Error(), "<html>") {
 		t.Errorf("invalid JSON forever: err = %v", err)
 	}
 }

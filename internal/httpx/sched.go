@@ -322,7 +322,7 @@ const (
 	outOverload                    // 429/503/overloaded without a rate-limit pause
 	outLimited                     // rate limited: pause for retryAfter
 	outTimeout                     // no answer within the attempt's timeout
-	outFailed                      // refused/reset connection, DNS, 5xx, invalid JSON
+	outFailed                      // refused/reset connection, DNS, 5xx
 )
 
 // release returns t's permit with the attempt's outcome.

@@ -540,3 +540,73 @@ func TestSchedulerRefusingForeverEndsAfterMaxOutage(t *testing.T) {
 		})
 	}
 }
+
+// tokenBatch is a TEI-like engine: one batch at a time, filled from a FIFO
+// queue up to budget tokens (every request costs tokens), taking a + b per
+// token in the batch; nothing is refused (beyond 512 in flight, which the
+// scheduler never reaches). Its best rate needs a full batch running and
+// the next one waiting.
+type tokenBatch struct {
+	a, b     time.Duration
+	budget   int
+	tokens   int
+	queue    []*ticket
+	running  []*ticket
+	stepEnds time.Time
+}
+
+func (q *tokenBatch) submit(sim *simulation, t time.Time, tk *ticket) {
+	q.queue = append(q.queue, tk)
+	if q.stepEnds.IsZero() {
+		q.start(t)
+	}
+}
+
+func (q *tokenBatch) start(t time.Time) {
+	n := min(len(q.queue), max(q.budget/q.tokens, 1))
+	if n == 0 {
+		q.stepEnds = time.Time{}
+		return
+	}
+	q.running, q.queue = append(q.running[:0], q.queue[:n]...), q.queue[n:]
+	q.stepEnds = t.Add(q.a + time.Duration(n*q.tokens)*q.b)
+}
+
+func (q *tokenBatch) next() (time.Time, bool) { return q.stepEnds, !q.stepEnds.IsZero() }
+
+func (q *tokenBatch) step(sim *simulation) {
+	if q.stepEnds.IsZero() || sim.now.Before(q.stepEnds) {
+		return
+	}
+	for _, tk := range q.running {
+		sim.answer(sim.now, tk, outcome{kind: outOK})
+	}
+	q.running = q.running[:0]
+	q.start(sim.now)
+}
+
+func (q *tokenBatch) best() float64 {
+	n := max(q.budget/q.tokens, 1)
+	return float64(n) / (q.a + time.Duration(n*q.tokens)*q.b).Seconds()
+}
+
+// A TEI-like teacher that batches by tokens (issue 26): latency grows with
+// the tokens in the batch, so more in flight looks slower per request while
+// the rate still rises until batches are full; the limit must reach that.
+func TestSchedulerTokenBatchingTeacher(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tokens int
+	}{{"13 a batch", 4925}, {"64 a batch", 1024}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &tokenBatch{a: 5 * time.Millisecond, b: time.Microsecond, budget: 65536, tokens: tc.tokens}
+			sim := newSim(srv, &Options{})
+			rate := sim.run(2 * time.Minute)
+			st := sim.s.stats()[0]
+			t.Logf("%.1f req/s of %.1f (%.1f%%), limit %d, peak %d, settled after %.1fs", rate, srv.best(), 100*rate/srv.best(), st.Concurrency, st.PeakInFlight, st.SettledS)
+			if rate < 0.9*srv.best() {
+				t.Errorf("reached %.1f%% of capacity, want ≥ 90%%", 100*rate/srv.best())
+			}
+		})
+	}
+}

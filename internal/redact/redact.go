@@ -23,14 +23,31 @@ const Redacted = "REDACTED"
 // information or a key-like parameter redacted all the same.
 func URL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
+	if err != nil || u.Scheme == "" || u.Host == "" || AtPastHost(raw) {
 		return redactLoose(raw)
 	}
 	return Parsed(u)
 }
 
+// AtPastHost reports an '@' after the authority of an absolute URL (in its
+// path, query or fragment): the mark of a password holding '/', '?' or '#'
+// that was not percent-encoded, which url.Parse reads as host, port and
+// path ("http://u:123/x@host" parses as host "u" port 123). Such a URL is
+// redacted as a whole up to its last '@'.
+func AtPastHost(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	return end >= 0 && strings.Contains(rest[end:], "@")
+}
+
 // Parsed is URL of a parsed URL.
 func Parsed(u *url.URL) string {
+	if s := u.String(); AtPastHost(s) {
+		return redactLoose(s)
+	}
 	c := *u
 	if c.User != nil {
 		c.User = nil
@@ -79,32 +96,78 @@ func secretParam(name string) bool {
 	return false
 }
 
-// urlInText finds URLs with a scheme inside free text.
-var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>` + "`" + `]+`)
+// schemeInText finds the start of a URL with a scheme inside free text.
+var schemeInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://`)
 
-// Text applies URL to every URL found in s (an error message, a
-// stored failure reason), leaving the rest of the text as it is.
+// urlEnd is where a URL in text ends: at a space, a quote or an angle
+// bracket.
+func urlEnd(s string) int {
+	if i := strings.IndexAny(s, " \t\r\n\"'<>`"); i >= 0 {
+		return i
+	}
+	return len(s)
+}
+
+// Text applies URL to every URL found in s (an error message, a stored
+// failure reason), leaving the rest of the text as it is. A URL ends at a
+// space or a quote, unless an '@' follows on the same line before any other
+// URL: then its user information held a space or a quote, and the URL runs
+// on to that '@' and past it (text between is redacted with it: an e-mail
+// address later on the line costs some words, never a secret).
 func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	return urlInText.ReplaceAllStringFunc(s, func(m string) string {
+	var b strings.Builder
+	for {
+		loc := schemeInText.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[0]])
+		rest := s[loc[1]:]
+		end := urlEnd(rest)
+		line := rest
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		if i := strings.Index(line, "://"); i >= 0 {
+			line = line[:i]
+		}
+		if at := strings.LastIndexByte(line, '@'); at >= end {
+			end = at + 1 + urlEnd(rest[at+1:])
+		}
+		m := s[loc[0] : loc[1]+end]
 		// Trailing punctuation belongs to the sentence, not the URL.
 		trimmed := strings.TrimRight(m, ".,;:)]}")
-		return URL(trimmed) + m[len(trimmed):]
-	})
+		b.WriteString(URL(trimmed))
+		b.WriteString(m[len(trimmed):])
+		s = s[loc[1]+end:]
+	}
 }
 
-// userinfoLoose matches "scheme://user:pass@" or "user:pass@host" shapes in a
-// string that url.Parse refused.
-var userinfoLoose = regexp.MustCompile(`(^|//)[^/@\s]*@`)
-
 // redactLoose redacts what it can recognise in a string that is not a
-// parseable absolute URL.
+// parseable absolute URL, erring on the side of the secret: everything up
+// to the last '@' after the scheme (or from the start, without a scheme) is
+// user information, whatever characters it holds ('/', '#', '?', spaces);
+// a '#' and what follows it is dropped; key-like query values are redacted.
 func redactLoose(raw string) string {
-	s := userinfoLoose.ReplaceAllString(raw, "$1")
-	if base, q, ok := strings.Cut(s, "?"); ok {
-		s = base + "?" + redactQuery(q)
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
 	}
-	return s
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		rest = rest[:i]
+	}
+	if base, q, ok := strings.Cut(rest, "?"); ok {
+		rest = base + "?" + redactQuery(q)
+	}
+	if ok {
+		return scheme + "://" + rest
+	}
+	return rest
 }
