@@ -26,7 +26,7 @@ const TeacherReserve = 8
 // TeacherWindow is the cut of passages for the teacher: the query and the
 // passage together within cfg.TeacherMaxTokens (none when it is negative),
 // counted by count (the --teacher-tokenizer's) or, when count is nil, by
-// window.Estimate. The fingerprint depends on it.
+// tokens.Encoder. The fingerprint depends on it.
 func TeacherWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
 	if cfg.TeacherMaxTokens <= 0 {
 		return window.Cutter{}
@@ -40,7 +40,7 @@ func TeacherWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
 
 // EmbedWindow is the cut of texts (prefix included) for the embedder:
 // cfg.EmbedMaxTokens less 2 for [CLS]/[SEP] (none when it is negative),
-// counted by count (the --embed-tokenizer's) or window.Estimate.
+// counted by count (the --embed-tokenizer's) or tokens.Encoder.
 func EmbedWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
 	if cfg.EmbedMaxTokens <= 0 {
 		return window.Cutter{}

@@ -14,24 +14,19 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/synthq/synthq/internal/batch"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/internal/window"
 )
 
-// Doer sends HTTP requests (an *httpx.Client in production: retries,
-// backoff, endpoint balancing, rate limits).
-type Doer interface {
-	Do(*http.Request) (*http.Response, error)
-}
-
 // Config configures a Client.
 type Config struct {
 	URL    string // base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI)
 	Model  string
-	APIKey string // sent as "Authorization: Bearer"; never logged
-	Batch  int    // texts per request (default 64)
-	Doer   Doer   // default http.DefaultClient
+	APIKey string     // sent as "Authorization: Bearer"; never logged
+	Batch  int        // texts per request (default 64)
+	Doer   httpx.Doer // default http.DefaultClient
 	// Window cuts every text (prefix included) to the embedder's window
 	// before it is sent (zero value: no cut).
 	Window window.Cutter
@@ -41,7 +36,7 @@ type Config struct {
 type Client struct {
 	cfg      Config
 	endpoint string
-	batch    atomic.Int64 // shrinks when the server refuses a batch as too large
+	batch    *batch.Size // shrinks when the server refuses a batch as too large
 	dim      atomic.Int64
 	cutAgain atomic.Int64 // inputs cut again after the server refused them as too long
 }
@@ -77,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 	default:
 		c.endpoint = u + "/v1/embeddings"
 	}
-	c.batch.Store(int64(cfg.Batch))
+	c.batch = batch.NewSize(cfg.Batch)
 	return c, nil
 }
 
@@ -86,7 +81,7 @@ func (c *Client) Model() string { return c.cfg.Model }
 
 // Batch is the current batch size (smaller than configured once a server
 // refused a batch as too large).
-func (c *Client) Batch() int { return int(c.batch.Load()) }
+func (c *Client) Batch() int { return c.batch.Load() }
 
 // Cut returns text as it is sent: cut to the window (Config.Window).
 // Callers that store vectors key them by it.
@@ -120,61 +115,19 @@ func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, f
 		texts = cut
 	}
 	vecs = make([][]float32, len(texts))
-	failed = map[int]string{}
-	for i := 0; i < len(texts); {
-		end := min(i+c.Batch(), len(texts))
-		if err := c.embedRange(ctx, texts, i, end, vecs, failed); err != nil {
-			var tl tooLargeBatch
-			if errors.As(err, &tl) {
-				continue // batch size shrank; same start
-			}
-			return nil, nil, err
+	failed, err = batch.Run(len(texts), c.batch, func(lo, hi int) error {
+		got, err := c.call(ctx, texts[lo:hi])
+		if err == nil {
+			copy(vecs[lo:hi], got)
 		}
-		i = end
+		return err
+	}, func(i int, msg string) (string, error) {
+		return c.again(ctx, texts[i], vecs[i:i+1], msg)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return vecs, failed, nil
-}
-
-type tooLargeBatch struct{ error }
-
-// embedRange embeds texts[lo:hi] into vecs, isolating refused inputs.
-func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vecs [][]float32, failed map[int]string) error {
-	got, err := c.call(ctx, texts[lo:hi])
-	var f *httpx.Fault
-	switch {
-	case err == nil:
-		copy(vecs[lo:hi], got)
-		return nil
-	case !errors.As(err, &f):
-		return err
-	case httpx.BatchTooLarge(f.Status, f.Msg) && hi-lo > 1:
-		half := int64(max((hi-lo)/2, 1))
-		for {
-			cur := c.batch.Load()
-			if cur <= half || c.batch.CompareAndSwap(cur, half) {
-				break
-			}
-		}
-		return tooLargeBatch{err}
-	case f.Kind == httpx.Item:
-		if hi-lo == 1 {
-			msg, err := c.again(ctx, texts[lo], vecs[lo:lo+1], f.Msg)
-			if err != nil {
-				return err
-			}
-			if msg != "" {
-				failed[lo] = msg
-			}
-			return nil
-		}
-		mid := (lo + hi) / 2
-		if err := c.embedRange(ctx, texts, lo, mid, vecs, failed); err != nil {
-			return err
-		}
-		return c.embedRange(ctx, texts, mid, hi, vecs, failed)
-	default:
-		return err
-	}
 }
 
 // again cuts text again after the server refused it as too long (msg, the
@@ -184,30 +137,21 @@ func (c *Client) embedRange(ctx context.Context, texts []string, lo, hi int, vec
 // server's last words when the text is still refused (or refused for
 // another reason, or no window is set); err is for what is not the item's.
 func (c *Client) again(ctx context.Context, text string, out [][]float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	for n := 1; n <= window.MaxRecuts; n++ {
+	msg, err := batch.Again(msg, func(msg string) bool {
 		cut, ok := c.cfg.Window.Recut(text, 0, msg)
-		if !ok {
-			break
-		}
 		text = cut
+		return ok
+	}, func() error {
 		got, err := c.call(ctx, []string{text})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = got[0]
-			c.cutAgain.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		c.cutAgain.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
 type request struct {

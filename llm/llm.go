@@ -20,6 +20,7 @@ import (
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/redact"
+	"github.com/synthq/synthq/internal/tokens"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
@@ -134,17 +135,17 @@ func (g *OpenAI) warn(format string, args ...any) {
 	}
 }
 
-// promptEstimate is EstimateTokens over the messages plus 4 per message.
+// promptEstimate is tokens.Estimate over the messages plus 4 per message.
 func promptEstimate(msgs []prompts.Message) int {
 	n := 0
 	for _, m := range msgs {
-		n += EstimateTokens(m.Content) + 4
+		n += tokens.Estimate(m.Content) + tokens.PerMessage
 	}
 	return n
 }
 
 // PromptTruncated reports a prompt the server says it read far less of than
-// was sent: reported prompt tokens below half of the estimate (EstimateTokens
+// was sent: reported prompt tokens below half of the estimate (tokens.Estimate
 // errs high by 10-20% on English, so an honest count is never that low; a
 // server that cut the prompt to its window, as Ollama does silently above
 // num_ctx, reports the window). 0 (not reported) is not truncation.
@@ -154,7 +155,7 @@ func PromptTruncated(reported, estimate int) bool {
 
 // UnderReportedCompletion applies the documented rule for servers that
 // honour n but count one choice in usage (llama.cpp): with two or more
-// choices, each estimated at EstimateTokens of its text + 1 (its end token),
+// choices, each estimated at tokens.Estimate of its text + 1 (its end token),
 // a reported count no larger than 1.25 times the largest choice's estimate
 // is one choice's worth, and each choice is then counted at its estimate:
 // the sum is returned with ok. An honest total counts every choice, so it
@@ -167,7 +168,7 @@ func UnderReportedCompletion(reported int, ans []dataset.Answer) (estimate int, 
 	}
 	largest := 0
 	for _, a := range ans {
-		e := EstimateTokens(a.Content) + 1
+		e := tokens.Estimate(a.Content) + 1
 		estimate += e
 		largest = max(largest, e)
 	}
@@ -313,13 +314,6 @@ func ExtraBody(cfg *pipeline.Config) map[string]any {
 	return extra
 }
 
-// EstimateTokens is the documented estimate of a text's token count when no
-// tokenizer is given: one token per 4 bytes, rounded up, plus 4 per chat
-// message for the template's role markers (Llama 3's header tokens). English
-// prose runs at 4–4.5 bytes a token with Llama 3's 128k vocabulary, so this
-// errs on the high side.
-func EstimateTokens(text string) int { return (len(text) + 3) / 4 }
-
 // ChatTokenCost estimates what one chat completions request body costs
 // against a tokens-per-minute limit: the prompt estimate plus max_tokens for
 // each of the n choices. It is cheap (one JSON decode) and never fails: a
@@ -337,7 +331,7 @@ func ChatTokenCost(body []byte) int {
 	}
 	total := 0
 	for _, m := range req.Messages {
-		total += EstimateTokens(m.Content) + 4
+		total += tokens.Estimate(m.Content) + tokens.PerMessage
 	}
 	return total + req.MaxTokens*max(req.N, 1)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -28,7 +27,8 @@ type Stage struct {
 	// records), never the tables Run derives, so Run, which still runs in
 	// turn over the whole store, computes exactly what it would have without
 	// Ahead: overlap changes when work happens, never what is computed.
-	// Ahead returns once in is closed and drained.
+	// Ahead returns once in is closed and drained. AheadOf makes one from
+	// a function that takes a channel of the items' own type.
 	Ahead func(ctx context.Context, env *Env, in <-chan any) error
 	// Announces says that Run announces its items (Env.Announce): the
 	// stages working ahead start just before the first such stage, when
@@ -39,6 +39,27 @@ type Stage struct {
 	// figures of the last such run are kept in StageStats.Paid, so that a
 	// cached re-run, which sends none, does not hide what the real run took.
 	PaidCounter string
+	// Reads and Writes name the tables (key prefixes: PrefixDoc, …) that
+	// Run derives its work from and those it writes, as go/analysis's
+	// Requires: Run refuses a list of stages in which a stage reads a table
+	// that a later stage writes (the order is wrong). Caches a stage merely
+	// consults (fail/, a failure recorded by any stage) are not listed.
+	Reads, Writes []string
+}
+
+// CheckOrder reports the first stage of stages that reads a table a later
+// stage of the list writes.
+func CheckOrder(stages []Stage) error {
+	for i, st := range stages {
+		for _, t := range st.Reads {
+			for _, later := range stages[i+1:] {
+				if slices.Contains(later.Writes, t) {
+					return fmt.Errorf("pipeline: stage %s reads %s, which stage %s writes after it: wrong order", st.Name, t, later.Name)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // aheadBuffer is how many announced items wait for a stage working ahead;
@@ -56,6 +77,10 @@ type Env struct {
 	Stop context.Context
 	// NoOverlap runs the stages strictly in turn (Ahead is not used).
 	NoOverlap bool
+	// Force lets the export write into an OUT folder holding files synthq
+	// did not write (--force): it replaces the names it writes and still
+	// deletes none of the others.
+	Force bool
 	// Prepared, when set, is the read-only store of a prepared corpus
 	// (synthq prepare): the corpus stage copies its passages and selection
 	// instead of reading the corpus file, and dense mining reads its passage
@@ -91,15 +116,6 @@ func (e *Env) Announce(stage string, item any) {
 	}
 }
 
-// Announcing reports whether a stage working ahead listens to stage's items
-// (so a producer can skip building them).
-func (e *Env) Announcing(stage string) bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	in := e.next[stage]
-	return in != nil && !in.closed
-}
-
 // Counters are a stage's counts by name (items done, drops by reason, tokens).
 // Safe for concurrent use.
 type Counters struct {
@@ -130,6 +146,16 @@ func (e *Env) Counters(stage string) *Counters {
 	return v.(*Counters)
 }
 
+// AllCounters returns a copy of every stage's counts, by stage name.
+func (e *Env) AllCounters() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	e.counters.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*Counters).Snapshot()
+		return true
+	})
+	return out
+}
+
 // StageStats is what a stage leaves in the store under stat/<name>.
 type StageStats struct {
 	Counts   map[string]int64 `json:"counts"`
@@ -155,6 +181,9 @@ var ErrInterrupted = errors.New("interrupted; re-run the same command to resume"
 // error of an Ahead stops the run like the stage's own. With
 // env.NoOverlap the stages run strictly in turn.
 func Run(ctx context.Context, env *Env, stages []Stage) error {
+	if err := CheckOrder(stages); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type ahead struct {
@@ -274,124 +303,45 @@ func LoadStats(s *Store) (map[string]StageStats, error) {
 	return out, err
 }
 
-// Progress reports per-stage progress: on a terminal a redrawn bar (done/
-// total, rate, ETA); elsewhere a log line every few seconds. A nil *Progress
-// or one made with quiet reports nothing.
-type Progress struct {
-	// Status, when set, is appended to each progress line (per-endpoint
-	// figures: in flight, rate, refusals, waiting).
-	Status   func() string
-	w        io.Writer
-	tty      bool
-	quiet    bool
-	interval time.Duration
-}
-
-// NewProgress writes to w; tty selects the redrawn bar.
-func NewProgress(w io.Writer, tty, quiet bool) *Progress {
-	return &Progress{w: w, tty: tty, quiet: quiet, interval: 5 * time.Second}
-}
-
-// Bar tracks one stage.
-type Bar struct {
-	p     *Progress
-	name  string
-	total int64
-	done  atomic.Int64
-	start time.Time
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-}
-
-// Warnf writes a warning line (shown even with --quiet; nothing on a nil
-// Progress).
-func (p *Progress) Warnf(format string, args ...any) {
-	if p == nil || p.w == nil {
-		return
-	}
-	fmt.Fprintf(p.w, format, args...)
-}
-
-// Start begins a bar for a stage with total units (0: unknown).
-func (p *Progress) Start(name string, total int64) *Bar {
-	b := &Bar{p: p, name: name, total: total, start: time.Now(), stop: make(chan struct{})}
-	if p == nil || p.quiet {
-		return b
-	}
-	every := p.interval
-	if p.tty {
-		every = 200 * time.Millisecond
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-b.stop:
-				return
-			case <-t.C:
-				b.render(false)
-			}
-		}
-	}()
-	return b
-}
-
-// Add records n more units done.
-func (b *Bar) Add(n int64) { b.done.Add(n) }
-
-// Done is the units done so far.
-func (b *Bar) Done() int64 { return b.done.Load() }
-
-// Finish stops the bar and prints its final line; later calls do nothing.
-func (b *Bar) Finish() {
-	if b.p == nil || b.p.quiet {
-		return
-	}
-	b.once.Do(func() {
-		close(b.stop)
-		b.wg.Wait()
-		b.render(true)
-	})
-}
-
-func (b *Bar) render(final bool) {
-	done := b.done.Load()
-	el := time.Since(b.start).Seconds()
-	rate := 0.0
-	if el > 0 {
-		rate = float64(done) / el
-	}
-	line := fmt.Sprintf("%-9s %d", b.name, done)
-	if b.total > 0 {
-		line = fmt.Sprintf("%-9s %d/%d %5.1f%%", b.name, done, b.total, 100*float64(done)/float64(b.total))
-	}
-	line += fmt.Sprintf("  %.0f/s", rate)
-	if !final && b.total > 0 && rate > 0 && done < b.total {
-		line += fmt.Sprintf("  ETA %s", (time.Duration(float64(b.total-done)/rate) * time.Second).Round(time.Second))
-	}
-	if final {
-		line += fmt.Sprintf("  in %s", time.Since(b.start).Round(time.Millisecond))
-	} else if b.p.Status != nil {
-		if s := b.p.Status(); s != "" {
-			line += "  | " + s
-		}
-	}
-	if b.p.tty {
-		end := ""
-		if final {
-			end = "\n"
-		}
-		fmt.Fprintf(b.p.w, "\r\033[K%s%s", line, end)
-		return
-	}
-	fmt.Fprintln(b.p.w, line)
-}
-
 // SortedKeys returns a map's keys in order (for stable printing).
 func SortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// AheadOf adapts an Ahead that takes the items of one type T (what the
+// stages before it announce) to Stage.Ahead: it hands ahead a channel of T,
+// in the order announced, closed when in is. An item of another type is a
+// mistake in the flow's wiring: it is not passed on, and the run stops
+// with an error naming its type. Cost: one goroutine, one channel hand-off
+// per item.
+func AheadOf[T any](ahead func(ctx context.Context, env *Env, in <-chan T) error) func(ctx context.Context, env *Env, in <-chan any) error {
+	return func(ctx context.Context, env *Env, in <-chan any) error {
+		typed := make(chan T)
+		done := make(chan error, 1)
+		go func() { done <- ahead(ctx, env, typed) }()
+		var wrong error
+		for it := range in {
+			v, ok := it.(T)
+			if !ok {
+				if wrong == nil {
+					wrong = fmt.Errorf("pipeline: an item of type %T announced to a stage that takes %T", it, v)
+				}
+				continue
+			}
+			if wrong != nil {
+				continue
+			}
+			select {
+			case typed <- v:
+			case err := <-done:
+				return err // ahead stopped early; announcing never blocks on in
+			}
+		}
+		close(typed)
+		err := <-done
+		if wrong != nil {
+			return wrong
+		}
+		return err
+	}
 }

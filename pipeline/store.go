@@ -8,9 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -45,19 +49,100 @@ type Store struct {
 // ErrStoreLocked is returned by OpenStore when another process holds the store.
 var ErrStoreLocked = errors.New("store is in use: another synthq process holds it")
 
-// OpenStore opens (creating if needed) the store at dir. If another process
-// holds the directory, the error wraps ErrStoreLocked and names the directory.
+// OpenStore opens (creating if needed) the store at dir, for writing. If
+// another process holds the directory, the error wraps ErrStoreLocked and
+// names the directory. Badger recovers a store left by a killed process
+// here (it may drop a half-written table).
 func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	return openStore(dir, false)
+}
+
+// OpenExistingStore opens the store at dir for writing, as OpenStore, but
+// creates nothing: a missing store is an error naming dir (and the likely
+// store when dir is a run's OUT folder), and a damaged one (see
+// CheckStore) is refused before Badger can repair it away.
+func OpenExistingStore(dir string) (*Store, error) {
+	if err := checkUnlocked(dir, false); err != nil {
+		return nil, err
+	}
+	return openStore(dir, false)
+}
+
+// OpenStoreReadOnly opens the store at dir for reading only (stats,
+// inspect, report, the shards of a merge, a prepared corpus): nothing in
+// the folder is created, written or deleted, no garbage collection runs on
+// Close, and any number of readers may open it at once (a prepared corpus
+// on a shared volume is read by every shard of a job). A store a writing
+// process holds is refused with ErrStoreLocked where the filesystem has
+// flock (a shared lock is taken for the open; where flock is not
+// supported, as on some network filesystems, the store is read without
+// it). A missing or damaged store (CheckStore) is an error naming dir;
+// one left by a killed writer must be recovered by that writer's command
+// first (Badger cannot replay its log read-only).
+func OpenStoreReadOnly(dir string) (*Store, error) {
+	if err := CheckStore(dir); err != nil { // a missing store: no lock to take
+		if !errors.Is(err, ErrStoreDamaged) {
+			return nil, err
+		}
+	}
+	release, err := waitLock(dir, true)
+	if errors.Is(err, ErrStoreLocked) {
+		return nil, err
+	}
+	if err == nil {
+		defer release() // held while Badger opens: no writer can start meanwhile
+	}
+	if err := CheckStore(dir); err != nil {
+		return nil, err
+	}
+	return openStore(dir, true)
+}
+
+// checkUnlocked runs CheckStore while holding the store's lock (shared for
+// a reader), so that a store another process is writing (whose files
+// disagree for a moment mid-write) is reported as held, not damaged; the
+// lock is released before Badger takes its own.
+func checkUnlocked(dir string, shared bool) error {
+	if err := CheckStore(dir); err != nil && !errors.Is(err, ErrStoreDamaged) {
+		return err
+	}
+	release, err := waitLock(dir, shared)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return CheckStore(dir)
+}
+
+// waitLock takes dir's lock, retrying for lockWait as openStore does.
+func waitLock(dir string, shared bool) (func(), error) {
+	for deadline := time.Now().Add(lockWait); ; time.Sleep(25 * time.Millisecond) {
+		release, err := lockDir(dir, shared)
+		if err == nil {
+			return release, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EAGAIN) {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("open store %s: %w", dir, ErrStoreLocked)
+		}
+	}
+}
+
+func openStore(dir string, readOnly bool) (*Store, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
-		WithCompactL0OnClose(true).
+		WithCompactL0OnClose(!readOnly).
 		WithValueThreshold(1 << 10).
 		WithValueLogFileSize(valueLogFileSize).
-		WithBlockCacheSize(64 << 20)
+		WithBlockCacheSize(64 << 20).
+		WithReadOnly(readOnly).
+		WithBypassLockGuard(readOnly) // readers take their own shared lock (OpenStoreReadOnly)
 	// After a killed process is reaped, the kernel can hold its directory lock
 	// for some milliseconds more; a live synthq holds it for good. Retrying for
 	// up to a second tells the two apart without making the second wait long.
@@ -70,13 +155,17 @@ func OpenStore(dir string) (*Store, error) {
 		}
 	}
 	if err != nil {
-		if isLockError(err) {
+		switch {
+		case isLockError(err):
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrStoreLocked)
+		case readOnly && errors.Is(err, badger.ErrTruncateNeeded):
+			return nil, fmt.Errorf("open store %s: it was left by a killed process and needs recovery, which reading alone cannot do: "+
+				"run the same `synthq run` (or `synthq export`) on it once: %w", dir, err)
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	st := &Store{db: db, path: dir}
-	if err := st.checkFormat(true); err != nil {
+	st := &Store{db: db, path: dir, readOnly: readOnly}
+	if err := st.checkFormat(!readOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -116,29 +205,102 @@ func (s *Store) checkFormat(writable bool) error {
 	return nil
 }
 
-// OpenStoreReadOnly opens the store at dir for reading only, as many
-// processes at once may (a prepared corpus on a shared volume or NFS read by
-// every shard of a job): it takes no lock, writes nothing (not even at
-// Close) and fails if dir holds no store. The store must have been closed
-// cleanly by the process that wrote it (synthq prepare does). Writes to it
-// fail.
-func OpenStoreReadOnly(dir string) (*Store, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+// ErrNoStore is returned (wrapped, naming the path) when a command that
+// reads a store finds none there.
+var ErrNoStore = errors.New("no store there")
+
+// ErrStoreDamaged is returned (wrapped, naming the path and what is wrong)
+// when a store's files do not agree with each other.
+var ErrStoreDamaged = errors.New("store is damaged")
+
+// CheckStore checks, reading only, that dir holds a Badger store whose
+// MANIFEST is whole and lists exactly the table files (.sst) in the
+// folder. Badger's own Open "repairs" a MANIFEST that is cut short by
+// truncating it and deleting every table it no longer lists (read-only
+// opens included): a damaged store would read as empty and lose its data.
+// A missing store wraps ErrNoStore and, when dir is a run's OUT folder
+// (dir/store holds a store), says so; a damaged one wraps ErrStoreDamaged.
+// Cost: one read of the MANIFEST and one listing of the folder.
+func CheckStore(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		hint := ""
+		if sub := filepath.Join(dir, "store"); isStoreDir(sub) {
+			hint = fmt.Sprintf(" (did you mean --store %s? %s looks like a run's OUT folder)", sub, dir)
+		}
+		if err == nil {
+			return fmt.Errorf("store %s: %w: it is a file, not a store folder%s", dir, ErrNoStore, hint)
+		}
+		return fmt.Errorf("store %s: %w%s", dir, ErrNoStore, hint)
 	}
-	opts := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithReadOnly(true).
-		WithBypassLockGuard(true).
-		WithCompactL0OnClose(false).
-		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(valueLogFileSize).
-		WithBlockCacheSize(64 << 20)
-	db, err := badger.Open(opts)
+	mf, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if err != nil {
-		return nil, fmt.Errorf("open store %s read-only: %w", dir, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			hint := ""
+			if sub := filepath.Join(dir, "store"); isStoreDir(sub) {
+				hint = fmt.Sprintf(" (did you mean --store %s? %s looks like a run's OUT folder)", sub, dir)
+			}
+			return fmt.Errorf("store %s: %w: the folder holds no Badger MANIFEST%s", dir, ErrNoStore, hint)
+		}
+		return fmt.Errorf("store %s: %w", dir, err)
 	}
-	return &Store{db: db, path: dir, readOnly: true}, nil
+	defer mf.Close()
+	st, err := mf.Stat()
+	if err != nil {
+		return fmt.Errorf("store %s: %w", dir, err)
+	}
+	m, end, err := badger.ReplayManifestFile(mf, 0, badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		return fmt.Errorf("store %s: %w: its MANIFEST cannot be read (%v); nothing was changed: restore the store from a copy, or remove it to start anew", dir, ErrStoreDamaged, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", dir, err)
+	}
+	var unlisted []string
+	onDisk := map[uint64]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".sst") {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".sst"), 10, 64)
+		if err != nil {
+			continue
+		}
+		onDisk[id] = true
+		if _, ok := m.Tables[id]; !ok {
+			unlisted = append(unlisted, name)
+		}
+	}
+	var missing []string
+	for id := range m.Tables {
+		if !onDisk[id] {
+			missing = append(missing, fmt.Sprintf("%06d.sst", id))
+		}
+	}
+	sort.Strings(missing)
+	var why []string
+	if end < st.Size() {
+		why = append(why, fmt.Sprintf("its MANIFEST ends in a half-written entry (%d of %d bytes read)", end, st.Size()))
+	}
+	if len(unlisted) > 0 {
+		why = append(why, fmt.Sprintf("its MANIFEST does not list %s", strings.Join(unlisted, ", ")))
+	}
+	if len(missing) > 0 {
+		why = append(why, fmt.Sprintf("the table files %s its MANIFEST lists are missing", strings.Join(missing, ", ")))
+	}
+	if len(why) > 0 {
+		return fmt.Errorf("store %s: %w: %s; nothing was changed (opening it would drop those tables): "+
+			"restore the store from a copy, or remove it to start anew", dir, ErrStoreDamaged, strings.Join(why, "; "))
+	}
+	return nil
+}
+
+// isStoreDir says whether dir holds a Badger MANIFEST.
+func isStoreDir(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, badger.ManifestFilename))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // lockWait is how long OpenStore retries a held store lock.
@@ -157,7 +319,8 @@ func (s *Store) Path() string { return s.path }
 // reclaim dead values sooner (Badger's default is 1 GB).
 const valueLogFileSize = 128 << 20
 
-// Close reclaims dead space in the value log, flushes and releases the store.
+// Close reclaims dead space in the value log (not for a store opened
+// read-only), flushes and releases the store.
 func (s *Store) Close() error {
 	if s.readOnly {
 		if err := s.db.Close(); err != nil {

@@ -177,6 +177,11 @@ type StageRow struct {
 	Items    int64
 	Unit     string
 	Counts   map[string]int64
+	// CutAgain is the inputs a server refused as too long and that were
+	// cut again from its stated count (mine: texts embedded, label:
+	// candidates scored), named by CutAgainWhat; 0: none.
+	CutAgain     int64
+	CutAgainWhat string
 	// Paid is the stage's last run that sent requests when that was an
 	// earlier run than this one (a cached re-run sends none).
 	Paid *StageRow
@@ -644,11 +649,7 @@ func (b *builder) firstPass() error {
 		fp.Sampled++
 		ranked := lists
 		if len(runs) > 1 {
-			var fused []string
-			for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, lists...) {
-				fused = append(fused, f.ID)
-			}
-			ranked = append(append([][]string{}, lists...), fused)
+			ranked = append(append([][]string{}, lists...), retriever.FirstPass(cfg.RRFK, cfg.Candidates, lists...))
 		}
 		for r, ids := range ranked {
 			rank := slices.Index(ids, q.docID) + 1
@@ -957,6 +958,7 @@ func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
 	c := s.Counts
 	switch stage {
 	case "mine":
+		r.CutAgain, r.CutAgainWhat = c["texts_cut_again"], "texts cut again"
 		r.Items = c["kept"]
 		for k, v := range c {
 			if strings.HasPrefix(k, "drop_") {
@@ -965,6 +967,7 @@ func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
 		}
 	case "label":
 		r.Items, r.Unit = c["pairs_scored"], "pairs scored"
+		r.CutAgain, r.CutAgainWhat = c["candidates_cut_again"], "candidates cut again"
 	case "export":
 		r.Items = c["rows_train"] + c["rows_dev"]
 	default:

@@ -63,3 +63,37 @@ func RRF(k, n int, lists ...[]string) []Fused {
 	}
 	return out
 }
+
+// FirstPass is a query's first-pass ranking from its runs' lists of passage
+// ids (best first), the one rule mining, the report and eval share: a single
+// run's list as it is; several fused by RRF with constant k, cut to n.
+func FirstPass(k, n int, runs ...[]string) []string {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	var ids []string
+	for _, f := range RRF(k, n, runs...) {
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+// FirstPassHits is FirstPass over hit lists, with scores: a single run's
+// hits as they are (its own scores), or the fused passages with their RRF
+// scores.
+func FirstPassHits(k, n int, runs ...[]Hit) []Fused {
+	var out []Fused
+	if len(runs) == 1 {
+		for _, h := range runs[0] {
+			out = append(out, Fused{ID: h.DocID, Score: float64(h.Score)})
+		}
+		return out
+	}
+	ids := make([][]string, len(runs))
+	for r, hits := range runs {
+		for _, h := range hits {
+			ids[r] = append(ids[r], h.DocID)
+		}
+	}
+	return RRF(k, n, ids...)
+}

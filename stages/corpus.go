@@ -262,9 +262,10 @@ func abbrev(s string) string {
 // mixed), naming the passage and line.
 func CorpusStage() pipeline.Stage {
 	return pipeline.Stage{
-		Name: "corpus",
-		Doc:  "read and validate the corpus file into the store",
-		Run:  runCorpus,
+		Name:   "corpus",
+		Writes: []string{pipeline.PrefixDoc},
+		Doc:    "read and validate the corpus file into the store",
+		Run:    runCorpus,
 	}
 }
 

@@ -54,8 +54,9 @@ type Scorer interface {
 }
 
 // PartialScorer is a Scorer that scores a list around the passages the
-// server refuses on their own (teacher.PartialScorer): refused maps their
-// index to the server's words.
+// server refuses on their own (teacher.Client): scores has one entry per
+// passage, refused maps the index of each refused passage to the server's
+// words (its score is 0 and meaningless); err is for what no split fixes.
 type PartialScorer interface {
 	ScorePartial(ctx context.Context, query string, passages []string) (scores []float32, refused map[int]string, err error)
 }

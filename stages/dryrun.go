@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"github.com/synthq/synthq/dataset"
-	"github.com/synthq/synthq/llm"
+	"github.com/synthq/synthq/internal/tokens"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/prompts"
 )
 
 // TokenCounter counts the tokens of a text (a real tokenizer, or nil for
-// the estimate of llm.EstimateTokens). A counter that can fail also has an
+// the estimate of tokens.Estimate). A counter that can fail also has an
 // Err() error method, checked after each prompt (optional interface).
 type TokenCounter interface {
 	Count(text string) int
@@ -58,9 +58,9 @@ func DryRun(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, tok T
 	if err != nil {
 		return nil, err
 	}
-	r := &DryRunReport{Counter: "estimate: 4 bytes a token (llm.EstimateTokens)",
+	r := &DryRunReport{Counter: "estimate: 4 bytes a token (tokens.Estimate)",
 		SamplePrompts: map[string][]prompts.Message{}, sampleFromDocs: map[string]string{}}
-	count := llm.EstimateTokens
+	count := tokens.Estimate
 	if tok != nil {
 		count, r.Counter = tok.Count, tok.Name()
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -36,9 +35,10 @@ const CountFilesKept = "files_kept"
 // sha256 against the store's record of its last export), they are kept and
 // only the card and the manifest are written (see export_reuse.go).
 func ExportStage(extra func() map[string]any) pipeline.Stage {
-	return pipeline.Stage{Name: "export", Doc: "write the dataset files, the dataset card and the manifest", Run: func(ctx context.Context, env *pipeline.Env) error {
-		return runExport(ctx, env, extra)
-	}}
+	return pipeline.Stage{Name: "export", Doc: "write the dataset files, the dataset card and the manifest",
+		Reads: []string{pipeline.PrefixDoc, pipeline.PrefixLabel}, Run: func(ctx context.Context, env *pipeline.Env) error {
+			return runExport(ctx, env, extra)
+		}}
 }
 
 func runExport(ctx context.Context, env *pipeline.Env, extra func() map[string]any) error {
@@ -110,7 +110,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 			return err
 		}
 	}
-	set, err := newFileSet(cfg.Out)
+	set, err := newFileSet(cfg.Out, st.Path(), env.Force)
 	if err != nil {
 		return err
 	}
@@ -175,6 +175,9 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 			return err
 		}
 	}
+	if stats == nil { // one store: what this folder holds, for stats
+		return recordExport(env, time.Since(start))
+	}
 	return nil
 }
 
@@ -201,7 +204,10 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 		}
 		writers[name] = w
 	}
-	passages := newPassageCache(st, 1<<16)
+	passages := newPassageCache(st, 1<<16, func(p dataset.Passage) dataset.Passage {
+		p.Line, p.Hash = 0, 0
+		return p
+	})
 	var r exportRow
 	err = labels(ctx, func(qid string, v []byte) error {
 		if ctx.Err() != nil {
@@ -243,7 +249,7 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 // score, source first), their texts (title and text, as the model reads
 // them, and each apart), normalised and raw scores, the scale the layout
 // writes (scores), and first-pass ranks. r's slices are reused.
-func fillRow(r *exportRow, passages *passageCache, qid, split string, l *dataset.Labelled, idx []int, t *dataset.Targets, cfg *pipeline.Config, scores string) error {
+func fillRow(r *exportRow, passages *passageCache[dataset.Passage], qid, split string, l *dataset.Labelled, idx []int, t *dataset.Targets, cfg *pipeline.Config, scores string) error {
 	*r = exportRow{QID: qid, Query: l.Query, Type: l.Type, Source: l.DocID, Split: split,
 		DocIDs: r.DocIDs[:0], Texts: r.Texts[:0], Titles: r.Titles[:0], Bodies: r.Bodies[:0],
 		Scores: r.Scores[:0], Raw: r.Raw[:0], Ranks: r.Ranks[:0]}
@@ -266,49 +272,6 @@ func fillRow(r *exportRow, passages *passageCache, qid, split string, l *dataset
 		r.Teacher = r.Raw
 	}
 	return nil
-}
-
-// passageCache holds up to a fixed number of passages read from the store
-// (title and text), sharded; a full shard is emptied.
-type passageCache struct {
-	st     *pipeline.Store
-	per    int
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[string]dataset.Passage
-	}
-}
-
-func newPassageCache(st *pipeline.Store, capacity int) *passageCache {
-	c := &passageCache{st: st, per: max(capacity/64, 1)}
-	for i := range c.shards {
-		c.shards[i].m = map[string]dataset.Passage{}
-	}
-	return c
-}
-
-// get returns passage id from the cache or the store.
-func (c *passageCache) get(id string) (dataset.Passage, error) {
-	sh := &c.shards[pipeline.Hash64(id)%64]
-	sh.mu.Lock()
-	p, ok := sh.m[id]
-	sh.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	if ok, err := c.st.GetJSON(dataset.DocKey(id), &p); err != nil {
-		return dataset.Passage{}, err
-	} else if !ok {
-		return dataset.Passage{}, fmt.Errorf("passage %q not in the store", id)
-	}
-	p.Line, p.Hash = 0, 0
-	sh.mu.Lock()
-	if len(sh.m) >= c.per {
-		clear(sh.m)
-	}
-	sh.m[id] = p
-	sh.mu.Unlock()
-	return p, nil
 }
 
 // Manifest is OUT/manifest.json: what was run, with what, and what came out.

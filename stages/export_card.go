@@ -102,37 +102,40 @@ func datasetCard(in cardInput) []byte {
 		fmt.Fprintf(&b, "| %s | %d | %s |\n", s, in.rows[s], strings.Join(files, ", "))
 	}
 	b.WriteString("\n## Provenance\n\n| | |\n|---|---|\n")
+	// Every value is escaped (mdCode, mdText): a model name, instruction,
+	// licence or file name is shown as written and never becomes markup.
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(&b, "| %s | %s |\n", k, strings.ReplaceAll(v, "|", `\|`))
+			fmt.Fprintf(&b, "| %s | %s |\n", k, v)
 		}
 	}
-	row("query generator", "`"+m.Generator+"`")
-	row("teacher", "`"+m.Teacher+"`")
+	row("query generator", mdCode(m.Generator))
+	row("teacher", mdCode(m.Teacher))
 	if m.TeacherScoreNote != "" {
-		row("teacher scores", m.TeacherScoreNote)
+		row("teacher scores", m.TeacherScoreNote) // synthq's own words (scoreNotes), not a value given to it
 	}
 	var tv []string
 	for _, k := range pipeline.SortedKeys(m.Templates) {
-		tv = append(tv, k+" `"+m.Templates[k]+"`")
+		tv = append(tv, mdText(k)+" "+mdCode(m.Templates[k]))
 	}
 	row("prompt template versions", strings.Join(tv, ", "))
-	row("few-shot pool", "`"+m.FewShotPool+"`")
-	row("query types", strings.Join(cfg.QueryTypes, ", "))
-	row("retrievers", strings.Join(cfg.Retrievers, ", ")+fmt.Sprintf(" (%d candidates, round trip top %d)", cfg.Candidates, cfg.RoundtripK))
-	row("layout", "`"+cfg.Layout+"`")
+	row("few-shot pool", mdCode(m.FewShotPool))
+	row("query types", mdText(strings.Join(cfg.QueryTypes, ", ")))
+	row("retrievers", mdText(strings.Join(cfg.Retrievers, ", "))+fmt.Sprintf(" (%d candidates, round trip top %d)", cfg.Candidates, cfg.RoundtripK))
+	row("layout", mdCode(cfg.Layout))
 	switch in.scores {
 	case ScoresRaw:
 		row("scores in this layout", "raw teacher scores, as the teacher returned them")
 	case ScoresNormalised:
-		row("scores in this layout", "normalised to [0, 1] (`--norm "+cfg.Norm+"`)")
+		row("scores in this layout", "normalised to [0, 1] ("+mdCode("--norm "+cfg.Norm)+")")
 	default:
-		row("scores in this layout", "`teacher_scores` normalised (`--norm "+cfg.Norm+"`), `teacher_raw` as returned")
+		row("scores in this layout", "`teacher_scores` normalised ("+mdCode("--norm "+cfg.Norm)+"), `teacher_raw` as returned")
 	}
 	if t := m.Targets; t != nil {
-		row("percentiles of all candidate scores", fmt.Sprintf("p1 %g, p99 %g, min %g, max %g (%d scores)", t.P1, t.P99, t.Min, t.Max, t.Scores))
+		row("percentiles of all candidate scores", fmt.Sprintf("p1 %s, p99 %s, min %s, max %s (%d scores)",
+			cardScore(t.P1), cardScore(t.P99), cardScore(t.Min), cardScore(t.Max), t.Scores))
 		if t.Threshold != nil {
-			row("top-score filter", fmt.Sprintf("top score ≥ p%g = %g", cfg.MinTopPercentile, *t.Threshold))
+			row("top-score filter", fmt.Sprintf("top score ≥ p%g = %s", cfg.MinTopPercentile, cardScore(*t.Threshold)))
 		}
 		row("lists kept by the filters", strconv.Itoa(t.Kept))
 	}
@@ -140,21 +143,21 @@ func datasetCard(in cardInput) []byte {
 	row("source passage ranked first by the teacher", strconv.FormatBool(cfg.RequireSourceTop1))
 	row("dev split", fmt.Sprintf("%g of source passages (seed %d)", cfg.DevFraction, cfg.Seed))
 	if cfg.QueryInstruction != "" {
-		row("query instruction", "`"+cfg.QueryInstruction+"`")
+		row("query instruction", mdCode(cfg.QueryInstruction))
 	}
 	if cfg.Corpus != "" {
-		row("corpus file", "`"+filepath.Base(cfg.Corpus)+"`")
+		row("corpus file", mdCode(filepath.Base(cfg.Corpus)))
 	}
 	if in.corpus.SHA256 != "" {
-		row("corpus sha256", "`"+in.corpus.SHA256+"`")
+		row("corpus sha256", mdCode(in.corpus.SHA256))
 		row("corpus passages", strconv.Itoa(in.corpus.Passages))
 	}
 	if cfg.CorpusLicense != "" {
-		row("corpus licence", cfg.CorpusLicense)
+		row("corpus licence", mdText(cfg.CorpusLicense))
 	} else {
 		row("corpus licence", "not given (`--corpus-license`)")
 	}
-	row("config fingerprint", "`"+m.Fingerprint+"`")
+	row("config fingerprint", mdCode(m.Fingerprint))
 	if ex := m.Stages["export"].Counts; len(ex) > 0 {
 		b.WriteString("\n## Counts of the export\n\n| count | value |\n|---|---|\n")
 		for _, k := range pipeline.SortedKeys(ex) {
@@ -168,6 +171,68 @@ func datasetCard(in cardInput) []byte {
 	}
 	b.WriteString("\n```\n")
 	return b.Bytes()
+}
+
+// cardScore formats a teacher score for a person: four significant digits
+// (-4.222 rather than -4.222222328186035; the manifest keeps every digit).
+func cardScore(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+// visible replaces line breaks and other control characters of a value
+// with their escapes (\n, \r, \t, \u0085…), so that a value stays on its
+// table row and cannot start a block (a heading, a `---` rule, a fence).
+func visible(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// mdText is v as plain text in a Markdown table cell: line breaks shown
+// as escapes, Markdown's inline markup characters backslash-escaped and
+// HTML's (<, >, &) written as entities, so no link, image, emphasis, code
+// or HTML tag can come of it.
+func mdText(v string) string {
+	var b strings.Builder
+	for _, r := range visible(v) {
+		switch r {
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '&':
+			b.WriteString("&amp;")
+		case '\\', '`', '*', '_', '[', ']', '|', '~', '!', '#', '$':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// mdCode is v as a Markdown code span in a table cell, when v is plain
+// (no character that Markdown or HTML reads inside or around a code span:
+// backtick, |, \\, <, >, &, a line break or other control character);
+// any other value is written as escaped text (mdText), which every
+// Markdown renderer shows as written, HTML-sanitising or not.
+func mdCode(v string) string {
+	if strings.ContainsAny(v, "`|\\<>&") || visible(v) != v {
+		return mdText(v)
+	}
+	return "`" + v + "`"
 }
 
 // yamlFields writes Arrow fields as dataset_info.features, the way the

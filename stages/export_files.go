@@ -3,6 +3,7 @@ package stages
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -19,9 +20,10 @@ import (
 // is a rename.
 const stagingDir = ".synthq-export.tmp"
 
-// ownedNames are the names synthq's export writes into OUT, relative to
-// OUT: the only files it ever removes there. Anything else in OUT (the
-// store, report.html, a user's files) is never touched.
+// ownedNames are the names synthq's export may write into OUT, relative to
+// OUT. It removes or replaces one only when its earlier manifest lists it
+// (see outdir.go); anything else in OUT (the store, report.html, a user's
+// files) is never touched.
 func ownedNames() []string {
 	names := []string{"manifest.json", "README.md"}
 	for _, split := range []string{"train", "dev"} {
@@ -34,14 +36,20 @@ func ownedNames() []string {
 
 // fileSet writes one export as a whole: every file goes into OUT's staging
 // folder and is synced; commit then moves them into place, manifest.json
-// last, and removes the files an earlier export wrote that this one did
-// not. Until commit, OUT holds the previous complete set unchanged.
+// last, and removes the files an earlier export wrote (its manifest lists
+// them) that this one did not. Until commit, OUT holds the previous
+// complete set unchanged; during commit OUT holds no manifest, so a
+// manifest in OUT always lists the data files beside it, sha256 and all.
 type fileSet struct {
 	out, stage string
+	previous   []string // files of OUT an earlier export wrote (see readOut)
 	files      []*os.File
 	names      []string      // relative to OUT, in creation order
 	sums       []*stagedFile // each staged file's size and sha256, as names
 	kept       []string      // files of the previous export kept as they are
+	// step, when set (tests), is called after each change commit makes
+	// to OUT: what a kill at that moment would leave.
+	step func()
 }
 
 // stagedFile is a staged file's writer: it counts the bytes and hashes them
@@ -85,29 +93,52 @@ func (s *fileSet) dataFiles() []ExportFile {
 // one: commit neither moves nor removes them.
 func (s *fileSet) keep(names ...string) { s.kept = append(s.kept, names...) }
 
-// newFileSet prepares the staging folder of out, removing one a killed
-// export left behind.
-func newFileSet(out string) (*fileSet, error) {
+// newFileSet checks out (CheckOut: refused when it holds files synthq did
+// not write, unless force, or a link where synthq writes; store is the
+// store's folder, which may lie inside out) and prepares its staging
+// folder, removing one a killed export left behind (only one with
+// synthq's marker).
+func newFileSet(out, store string, force bool) (*fileSet, error) {
+	if err := CheckOut(out, store, force); err != nil {
+		return nil, err
+	}
+	prev, err := readOut(out)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
-	s := &fileSet{out: out, stage: filepath.Join(out, stagingDir)}
-	if err := os.RemoveAll(s.stage); err != nil {
-		return nil, fmt.Errorf("remove stale staging dir: %w", err)
+	s := &fileSet{out: out, stage: filepath.Join(out, stagingDir), previous: prev.previous}
+	if prev.staging {
+		if err := os.RemoveAll(s.stage); err != nil {
+			return nil, fmt.Errorf("remove the staging folder of a killed export: %w", err)
+		}
 	}
 	if err := os.Mkdir(s.stage, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("export to %s: %s is there and is not synthq's staging folder (no %s in it): move it away", out, s.stage, stagingMarker)
+		}
+		return nil, fmt.Errorf("create staging dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.stage, stagingMarker), []byte("synthq export staging folder: removed by the next export\n"), 0o644); err != nil {
+		os.RemoveAll(s.stage)
 		return nil, fmt.Errorf("create staging dir: %w", err)
 	}
 	return s, nil
 }
 
-// create opens the staging file of name (relative to OUT, slash-separated).
+// create opens the staging file of name (relative to OUT, slash-separated),
+// a new file (O_EXCL) in the staging folder this export made.
 func (s *fileSet) create(name string) (io.Writer, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("create %s: not a name inside the output folder", name)
+	}
 	p := filepath.Join(s.stage, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	f, err := os.Create(p)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
@@ -131,8 +162,13 @@ func (s *fileSet) writeFile(name string, data []byte) error {
 }
 
 // commit syncs and closes every staged file, checks that each can replace
-// its final name, renames them into OUT (manifest.json last, then OUT is
-// synced), and removes the owned names this export did not write.
+// its final name (no folder or link in the way), writes the list of what
+// it moves into the staging folder, removes OUT's old manifest, renames
+// the files into OUT (manifest.json last; OUT is synced before and after)
+// and removes the files the earlier manifest listed that this export did
+// not write. A kill midway leaves OUT without a manifest (never a manifest
+// beside data it does not list) and the list in the staging folder; the
+// next export removes that folder.
 func (s *fileSet) commit() error {
 	for i, f := range s.files {
 		if err := f.Sync(); err != nil {
@@ -144,18 +180,39 @@ func (s *fileSet) commit() error {
 	}
 	s.files = nil
 	// Refuse before moving anything if a final name is taken by a folder
-	// (or a folder's name by a file): the previous set stays whole.
+	// (or a folder's name by a file), or a link is on the way: the
+	// previous set stays whole.
 	for _, name := range s.names {
 		final := filepath.Join(s.out, filepath.FromSlash(name))
-		if fi, err := os.Stat(final); err == nil && fi.IsDir() {
+		if err := noLinkUnder(s.out, final); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
 			return fmt.Errorf("export: cannot replace %s: it is a directory", final)
 		}
 		if dir := filepath.Dir(final); dir != s.out {
-			if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+			if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
 				return fmt.Errorf("export: cannot create folder %s: a file has its name", dir)
 			}
 		}
 	}
+	list, err := json.Marshal(commitList{Files: s.names, Previous: s.previous})
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := writeSynced(filepath.Join(s.stage, stagingCommit), list); err != nil {
+		return err
+	}
+	if err := syncDir(s.stage); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(s.out, "manifest.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("export: remove the old manifest: %w", err)
+	}
+	if err := syncDir(s.out); err != nil {
+		return err
+	}
+	s.stepped()
 	order := slices.Clone(s.names)
 	slices.SortStableFunc(order, func(a, b string) int { // manifest last
 		return boolInt(a == "manifest.json") - boolInt(b == "manifest.json")
@@ -170,6 +227,9 @@ func (s *fileSet) commit() error {
 		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Dir(final), err)
 		}
+		if err := noLinkUnder(s.out, final); err != nil { // a link planted meanwhile
+			return fmt.Errorf("export: %w", err)
+		}
 		if err := os.Rename(filepath.Join(s.stage, filepath.FromSlash(name)), final); err != nil {
 			return fmt.Errorf("move %s into place: %w", name, err)
 		}
@@ -178,6 +238,7 @@ func (s *fileSet) commit() error {
 				return err
 			}
 		}
+		s.stepped()
 	}
 	if err := syncDir(s.out); err != nil {
 		return err
@@ -188,16 +249,45 @@ func (s *fileSet) commit() error {
 	return os.RemoveAll(s.stage)
 }
 
-// removeStale removes the owned names of OUT this export did not write,
-// and the per-split folders they leave empty.
+func (s *fileSet) stepped() {
+	if s.step != nil {
+		s.step()
+	}
+}
+
+// writeSynced writes a new file and syncs it.
+func writeSynced(p string, b []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// removeStale removes the files an earlier export wrote (its manifest
+// listed them) that this export neither wrote nor kept, and the per-split
+// folders they leave empty. No other file of OUT is ever removed.
 func (s *fileSet) removeStale() error {
-	for _, name := range ownedNames() {
-		if slices.Contains(s.names, name) || slices.Contains(s.kept, name) {
+	for _, name := range s.previous {
+		if slices.Contains(s.names, name) || slices.Contains(s.kept, name) || !validName(name) {
 			continue
 		}
 		p := filepath.Join(s.out, filepath.FromSlash(name))
+		if noLinkUnder(s.out, p) != nil {
+			continue // never through a link (CheckOut refused one; this one came meanwhile)
+		}
 		fi, err := os.Lstat(p)
-		if err != nil || fi.IsDir() {
+		if err != nil || !fi.Mode().IsRegular() {
 			continue // absent, or not a file synthq wrote
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -206,6 +296,7 @@ func (s *fileSet) removeStale() error {
 		if dir, _, ok := strings.Cut(name, "/"); ok {
 			os.Remove(filepath.Join(s.out, dir)) // only succeeds when empty
 		}
+		s.stepped()
 	}
 	return nil
 }

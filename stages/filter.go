@@ -16,7 +16,8 @@ import (
 // every drop by reason. The table is derived again on every run and
 // rewritten in place (pipeline.Table: only changed records are written).
 func FilterStage() pipeline.Stage {
-	return pipeline.Stage{Name: "filter", Doc: "parse answers, drop bad and duplicate queries", Run: runFilter}
+	return pipeline.Stage{Name: "filter", Doc: "parse answers, drop bad and duplicate queries", Run: runFilter,
+		Reads: []string{pipeline.PrefixDoc, pipeline.PrefixLLM}, Writes: []string{pipeline.PrefixQuery}}
 }
 
 func runFilter(ctx context.Context, env *pipeline.Env) error {

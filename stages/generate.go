@@ -101,9 +101,10 @@ func SlotRequest(cfg *pipeline.Config, docID string, doc dataset.Passage, qtype 
 // failing item is recorded with its reason and the run goes on; recorded
 // failures are not retried unless cfg.RetryFailed.
 func GenerateStage(deps *Deps) pipeline.Stage {
-	return pipeline.Stage{Name: "generate", Doc: "ask the LLM for queries", Announces: true, PaidCounter: "requests", Run: func(ctx context.Context, env *pipeline.Env) error {
-		return runGenerate(ctx, env, deps)
-	}}
+	return pipeline.Stage{Name: "generate", Doc: "ask the LLM for queries", Announces: true,
+		Reads: []string{pipeline.PrefixDoc}, Writes: []string{pipeline.PrefixLLM}, PaidCounter: "requests", Run: func(ctx context.Context, env *pipeline.Env) error {
+			return runGenerate(ctx, env, deps)
+		}}
 }
 
 func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {

@@ -35,13 +35,15 @@ func LabelStage(deps *Deps) pipeline.Stage {
 	}
 	cut := cutAgainSince(scorer)
 	return pipeline.Stage{Name: "label", Doc: "score candidates with the teacher", PaidCounter: "pairs_scored",
+		Reads:  []string{pipeline.PrefixDoc, pipeline.PrefixMined},
+		Writes: []string{pipeline.PrefixLabel, pipeline.PrefixScore},
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("label"), "candidates_cut_again")
 			return runLabel(ctx, env, deps)
 		},
-		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
+		Ahead: pipeline.AheadOf(func(ctx context.Context, env *pipeline.Env, in <-chan minedItem) error {
 			return labelAhead(ctx, env, deps, in)
-		}}
+		})}
 }
 
 // cutAgainer is implemented by clients that cut an input again after the
@@ -129,18 +131,17 @@ type minedItem struct {
 // labelAhead scores the lists mine announces while the LLM still writes:
 // the scores (and failure records) land in the cache that runLabel then
 // reads, so the teacher fleet works beside the LLM fleet.
-func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan any) error {
+func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan minedItem) error {
 	lb := newLabeller(env, deps, nil)
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(deps.workers(env.Config, "teacher")).WithCancelOnError().WithFirstError()
 	// Before the filter's cross-corpus dedup, one query text can come from
 	// several passages; its scores are cached by text, so one is scored at a
 	// time and the others find them stored.
 	var busy sync.Map
-	for it := range in {
+	for mi := range in {
 		if ctx.Err() != nil || env.Stopping() {
 			continue // drain: nothing new is started
 		}
-		mi := it.(minedItem)
 		if _, dup := busy.LoadOrStore(mi.M.Query, true); dup {
 			continue
 		}
@@ -164,7 +165,7 @@ type labeller struct {
 	c     *pipeline.Counters
 	tfp   string
 	scope string
-	texts *textCache
+	texts *passageCache[string]
 	ref   *pipeline.Refusals
 	bar   *pipeline.Bar   // nil while working ahead
 	table *pipeline.Table // the labelled lists (l/), rewritten in place; nil while working ahead
@@ -174,7 +175,7 @@ type labeller struct {
 func newLabeller(env *pipeline.Env, deps *Deps, bar *pipeline.Bar) *labeller {
 	cfg := env.Config
 	lb := &labeller{env: env, deps: deps, cfg: cfg, st: env.Store, c: env.Counters("label"), tfp: dataset.TeacherFingerprint(cfg),
-		scope: cfg.FailureScope(), texts: newTextCache(env.Store, cfg.TeacherInput, 1<<16), ref: env.Refusals("teacher"), bar: bar}
+		scope: cfg.FailureScope(), texts: teacherTexts(env.Store, cfg.TeacherInput), ref: env.Refusals("teacher"), bar: bar}
 	var once sync.Once
 	var probeErr error
 	lb.probe = func(ctx context.Context) error {
@@ -281,7 +282,7 @@ func isItemFault(err error) bool {
 // *FatalError (the run stops, nothing is recorded); Endpoint faults are
 // returned as they are; anything else fails the query. A refused source
 // passage fails the query.
-func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer, cfg *pipeline.Config, key string, m dataset.Mined,
+func scoreOne(ctx context.Context, st *pipeline.Store, tc *passageCache[string], sc Scorer, cfg *pipeline.Config, key string, m dataset.Mined,
 	probe func(context.Context) error, scope string) (dataset.Labelled, int, error) {
 	var none dataset.Labelled
 	stored, err := loadScores(st, key)
@@ -374,54 +375,16 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *textCache, sc Scorer,
 	return l, sent, nil
 }
 
-// textCache holds what the teacher reads of recently used passages
-// (candidates recur across queries: popular passages are read once, not once
-// per query). It is bounded: a shard that fills up is emptied, which costs
-// re-reads, never memory growth.
-type textCache struct {
-	st     *pipeline.Store
-	input  string
-	per    int
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[string]string
-	}
-}
-
-func newTextCache(st *pipeline.Store, input string, capacity int) *textCache {
-	c := &textCache{st: st, input: input, per: max(capacity/64, 1)}
-	for i := range c.shards {
-		c.shards[i].m = map[string]string{}
-	}
-	return c
-}
-
-// get returns the teacher text of passage id from the cache or the store.
-func (c *textCache) get(id string) (string, error) {
-	sh := &c.shards[pipeline.Hash64(id)%64]
-	sh.mu.Lock()
-	t, ok := sh.m[id]
-	sh.mu.Unlock()
-	if ok {
-		return t, nil
-	}
-	var p dataset.Passage
-	if ok, err := c.st.GetJSON(dataset.DocKey(id), &p); err != nil {
-		return "", err
-	} else if !ok {
-		return "", fmt.Errorf("passage %q not in the store", id)
-	}
-	t = p.Text
-	if c.input == "title+text" {
-		t = p.Full()
-	}
-	sh.mu.Lock()
-	if len(sh.m) >= c.per {
-		clear(sh.m)
-	}
-	sh.m[id] = t
-	sh.mu.Unlock()
-	return t, nil
+// teacherTexts caches what the teacher reads of recently used passages
+// (candidates recur across queries: popular passages are read once, not
+// once per query): the text, or title and text (--teacher-input).
+func teacherTexts(st *pipeline.Store, input string) *passageCache[string] {
+	return newPassageCache(st, 1<<16, func(p dataset.Passage) string {
+		if input == "title+text" {
+			return p.Full()
+		}
+		return p.Text
+	})
 }
 
 // isFatalTeacher reports a failure that no other item would fix from a

@@ -39,13 +39,15 @@ func MineStage(deps *Deps) pipeline.Stage {
 	}
 	cut := cutAgainSince(embs...)
 	return pipeline.Stage{Name: "mine", Doc: "retrieve candidate passages",
+		Reads:  []string{pipeline.PrefixDoc, pipeline.PrefixQuery},
+		Writes: []string{pipeline.PrefixMined, pipeline.PrefixHits, pipeline.PrefixVec},
 		Run: func(ctx context.Context, env *pipeline.Env) error {
 			defer cut(env.Counters("mine"), "texts_cut_again")
 			return runMine(ctx, env, deps, ms)
 		},
-		Ahead: func(ctx context.Context, env *pipeline.Env, in <-chan any) error {
+		Ahead: pipeline.AheadOf(func(ctx context.Context, env *pipeline.Env, in <-chan answered) error {
 			return mineAhead(ctx, env, deps, ms, in)
-		}}
+		})}
 }
 
 // firstPass is one retrieval run: a name for counts, the fingerprint of its
@@ -105,7 +107,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 // looks for them, and announces the lists that pass the round trip to the
 // teacher working ahead. Indexes are built (BM25) and passages embedded
 // (dense) as soon as it starts, while the LLM writes.
-func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan any) error {
+func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState, in <-chan answered) error {
 	cfg, st := env.Config, env.Store
 	c := env.Counters("mine")
 	if err := ms.init(ctx, env, deps); err != nil {
@@ -149,14 +151,13 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 	defer tick.Stop()
 	for {
 		select {
-		case it, ok := <-in:
+		case a, ok := <-in:
 			if !ok {
 				return flush()
 			}
 			if ctx.Err() != nil || env.Stopping() {
 				continue // drain: nothing new is started
 			}
-			a := it.(answered)
 			text, drop := prompts.Parse(a.Type, a.Content, a.Passage, opts)
 			if drop != "" {
 				continue
@@ -431,19 +432,11 @@ func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error
 // mineOne fuses a query's run lists and applies the filters. It returns the
 // list and how many candidates it removed as duplicates of the source.
 func mineOne(cfg *pipeline.Config, q dataset.Query, lists []dataset.HitList, normOf map[string]uint64, sel *Selection) (dataset.Mined, int) {
-	var ids []string
-	switch {
-	case len(lists) == 1:
-		ids = lists[0].IDs
-	default:
-		ranked := make([][]string, len(lists))
-		for r, l := range lists {
-			ranked[r] = l.IDs
-		}
-		for _, f := range retriever.RRF(cfg.RRFK, cfg.Candidates, ranked...) {
-			ids = append(ids, f.ID)
-		}
+	ranked := make([][]string, len(lists))
+	for r, l := range lists {
+		ranked[r] = l.IDs
 	}
+	ids := retriever.FirstPass(cfg.RRFK, cfg.Candidates, ranked...)
 	m := dataset.Mined{DocID: q.DocID, Type: q.Type, Query: q.Text}
 	refused := 0
 	for _, l := range lists {

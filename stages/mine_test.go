@@ -41,3 +41,23 @@ func TestMineOne(t *testing.T) {
 		})
 	}
 }
+
+// The flow's stages declare tables that the driver finds in order.
+func TestFlowOrder(t *testing.T) {
+	flow := []pipeline.Stage{CorpusStage(), GenerateStage(&Deps{}), FilterStage(), MineStage(&Deps{}), LabelStage(&Deps{}), ExportStage(nil)}
+	if err := pipeline.CheckOrder(flow); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range flow {
+		if i > 0 && len(st.Reads) == 0 {
+			t.Errorf("stage %s declares no table it reads", st.Name)
+		}
+		if len(st.Writes) == 0 && st.Name != "export" {
+			t.Errorf("stage %s declares no table it writes", st.Name)
+		}
+	}
+	reversed := []pipeline.Stage{flow[2], flow[1]}
+	if err := pipeline.CheckOrder(reversed); err == nil {
+		t.Error("filter before generate: no error")
+	}
+}

@@ -167,6 +167,7 @@ func fileSHA256(path string) (string, error) {
 // store grows by 4·dim bytes per passage and model.
 func PrepareStage(deps *Deps) pipeline.Stage {
 	return pipeline.Stage{Name: "prepare", Doc: "select passages and embed the corpus once, for every shard",
+		Reads: []string{pipeline.PrefixDoc}, Writes: []string{pipeline.PrefixVec},
 		Run: func(ctx context.Context, env *pipeline.Env) error { return runPrepare(ctx, env, deps) }}
 }
 
@@ -227,7 +228,7 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 // scan of the prepared passages (no JSON decoding); the passage vectors are
 // not copied (dense mining reads them from the prepared store).
 func PreparedCorpusStage(m PreparedMeta) pipeline.Stage {
-	return pipeline.Stage{Name: "corpus", Doc: "copy the prepared corpus into the store",
+	return pipeline.Stage{Name: "corpus", Doc: "copy the prepared corpus into the store", Writes: []string{pipeline.PrefixDoc},
 		Run: func(ctx context.Context, env *pipeline.Env) error { return runPreparedCorpus(ctx, env, m) }}
 }
 

@@ -15,7 +15,7 @@ type Lexical struct{}
 // ScoreKind reports "lexical".
 func (Lexical) ScoreKind() string { return "lexical" }
 
-// Score implements Scorer. Cost: linear in the query and passage lengths.
+// Score scores each passage against query (stages.Scorer). Cost: linear in the query and passage lengths.
 func (Lexical) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -1,5 +1,4 @@
-// Package teacher holds the cross-encoder teachers: one Scorer contract and
-// its HTTP implementations (TEI /rerank, the Cohere-style /v1/rerank shared by
+// Package teacher holds the cross-encoder teachers: the HTTP clients (TEI /rerank, the Cohere-style /v1/rerank shared by
 // vLLM, Infinity, Jina and Cohere, and vLLM's /score), plus an offline
 // lexical teacher for trying the flow without a server.
 package teacher
@@ -14,46 +13,19 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/synthq/synthq/internal/batch"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/window"
 )
-
-// Scorer scores passages against a query: one score per passage, in input
-// order. Implementations are safe for concurrent use; a Scorer over HTTP
-// splits long lists into batches itself.
-type Scorer interface {
-	Score(ctx context.Context, query string, passages []string) ([]float32, error)
-}
-
-// PartialScorer is implemented by scorers that can score a list around the
-// passages the server refuses on their own (over its window even after the
-// cut): scores has one entry per passage, refused maps the index of each
-// refused passage to the server's words (its score is 0 and meaningless).
-// err is for what no split fixes.
-type PartialScorer interface {
-	ScorePartial(ctx context.Context, query string, passages []string) (scores []float32, refused map[int]string, err error)
-}
-
-// Describer is implemented by scorers that can say what their scores are.
-type Describer interface {
-	// ScoreKind is "logits" for raw model outputs, "relevance" when the API
-	// returns its own (often sigmoid-squashed) relevance values, or "lexical".
-	ScoreKind() string
-}
-
-// Doer sends HTTP requests (an *httpx.Client in production: retries, backoff).
-type Doer interface {
-	Do(*http.Request) (*http.Response, error)
-}
 
 // Config configures an HTTP scorer.
 type Config struct {
 	API    string // tei | cohere | vllm-score
 	URL    string // server base URL, e.g. http://localhost:8080
 	Model  string
-	APIKey string // sent as "Authorization: Bearer"; never logged
-	Batch  int    // passages per request (default 32)
-	Doer   Doer   // default http.DefaultClient
+	APIKey string     // sent as "Authorization: Bearer"; never logged
+	Batch  int        // passages per request (default 32)
+	Doer   httpx.Doer // default http.DefaultClient
 	// Window cuts each passage so that the query and the passage fit the
 	// cross-encoder's window together (zero value: no cut). TEI's truncate
 	// is sent too, but llama.cpp and vLLM ignore it: the cut is ours.
@@ -64,7 +36,7 @@ type Config struct {
 var APIs = []string{"tei", "cohere", "vllm-score"}
 
 // New returns the HTTP scorer for cfg.API.
-func New(cfg Config) (Scorer, error) {
+func New(cfg Config) (*Client, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 32
 	}
@@ -75,8 +47,8 @@ func New(cfg Config) (Scorer, error) {
 	if cfg.URL == "" {
 		return nil, fmt.Errorf("teacher: no URL given")
 	}
-	h := &httpScorer{cfg: cfg}
-	h.batch.Store(int64(cfg.Batch))
+	h := &Client{cfg: cfg}
+	h.batch = batch.NewSize(cfg.Batch)
 	switch cfg.API {
 	case "tei":
 		h.path, h.kind, h.encode, h.decode = "/rerank", "logits", encodeTEI, decodeTEI
@@ -90,12 +62,14 @@ func New(cfg Config) (Scorer, error) {
 	return h, nil
 }
 
-type httpScorer struct {
+// Client scores passages against a query through one of the rerank APIs.
+// Safe for concurrent use; it splits long lists into batches itself.
+type Client struct {
 	cfg     Config
 	path    string
 	kind    string
 	outside atomic.Bool  // a score outside [0, 1] was seen
-	batch   atomic.Int64 // shrinks when the server refuses a batch as too large
+	batch   *batch.Size  // shrinks when the server refuses a batch as too large
 	recut   atomic.Int64 // passages scored after being cut again
 	encode  func(model, query string, docs []string) any
 	decode  func(body []byte) ([]indexed, error)
@@ -111,14 +85,14 @@ type indexed struct {
 // returning a score outside [0, 1] is "logits": llama.cpp's /v1/rerank
 // returns raw logits where vLLM and Cohere return probabilities, and the API
 // alone cannot tell them apart.
-func (h *httpScorer) ScoreKind() string {
+func (h *Client) ScoreKind() string {
 	if h.kind == "relevance" && h.outside.Load() {
 		return "logits"
 	}
 	return h.kind
 }
 
-func (h *httpScorer) observe(scores []float32) {
+func (h *Client) observe(scores []float32) {
 	for _, s := range scores {
 		if s < 0 || s > 1 {
 			h.outside.Store(true)
@@ -130,7 +104,7 @@ func (h *httpScorer) observe(scores []float32) {
 // Score scores passages in batches of the configured size (see
 // ScorePartial); a passage the server refuses even alone makes the whole
 // call fail with an *httpx.Fault of kind Item.
-func (h *httpScorer) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
+func (h *Client) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
 	scores, refused, err := h.ScorePartial(ctx, query, passages)
 	if err != nil {
 		return nil, err
@@ -156,7 +130,7 @@ func (h *httpScorer) Score(ctx context.Context, query string, passages []string)
 // (CutAgain counts those that then passed); those still refused are
 // reported in refused and the others scored. Config faults (bad key, a server
 // that cannot rerank, a missing route) and Endpoint faults are errors.
-func (h *httpScorer) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
+func (h *Client) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
 	if h.cfg.Window.MaxTokens > 0 {
 		used := h.cfg.Window.Tokens(query)
 		cut := make([]string, len(passages))
@@ -166,60 +140,24 @@ func (h *httpScorer) ScorePartial(ctx context.Context, query string, passages []
 		passages = cut
 	}
 	out := make([]float32, len(passages))
-	refused := map[int]string{}
-	for i := 0; i < len(passages); {
-		n := int(h.batch.Load())
-		end := min(i+n, len(passages))
-		err := h.scoreRange(ctx, query, passages, i, end, out, refused)
-		var f *httpx.Fault
-		if errors.As(err, &f) && httpx.BatchTooLarge(f.Status, f.Msg) && end-i > 1 {
-			half := int64(max((end-i)/2, 1))
-			for {
-				cur := h.batch.Load()
-				if cur <= half || h.batch.CompareAndSwap(cur, half) {
-					break
-				}
-			}
-			continue
+	refused, err := batch.Run(len(passages), h.batch, func(lo, hi int) error {
+		scores, err := h.call(ctx, query, passages[lo:hi])
+		if err == nil {
+			copy(out[lo:hi], scores)
 		}
-		if err != nil {
-			return nil, nil, err
-		}
-		i = end
+		return err
+	}, func(i int, msg string) (string, error) {
+		return h.again(ctx, query, passages[i], out[i:i+1], msg)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, refused, nil
 }
 
-// scoreRange scores passages[lo:hi] into out, isolating refused passages.
-func (h *httpScorer) scoreRange(ctx context.Context, query string, passages []string, lo, hi int, out []float32, refused map[int]string) error {
-	scores, err := h.call(ctx, query, passages[lo:hi])
-	var f *httpx.Fault
-	switch {
-	case err == nil:
-		copy(out[lo:hi], scores)
-		return nil
-	case !errors.As(err, &f) || f.Kind != httpx.Item || httpx.BatchTooLarge(f.Status, f.Msg):
-		return err
-	case hi-lo == 1:
-		msg, err := h.again(ctx, query, passages[lo], out[lo:lo+1], f.Msg)
-		if err != nil {
-			return err
-		}
-		if msg != "" {
-			refused[lo] = msg
-		}
-		return nil
-	}
-	mid := (lo + hi) / 2
-	if err := h.scoreRange(ctx, query, passages, lo, mid, out, refused); err != nil {
-		return err
-	}
-	return h.scoreRange(ctx, query, passages, mid, hi, out, refused)
-}
-
 // CutAgain is the number of passages scored after being cut again (see
 // ScorePartial).
-func (h *httpScorer) CutAgain() int64 { return h.recut.Load() }
+func (h *Client) CutAgain() int64 { return h.recut.Load() }
 
 // again cuts passage again after the server refused its pair with query as
 // too long (msg, the server's words: where they state its count, the cut
@@ -228,32 +166,22 @@ func (h *httpScorer) CutAgain() int64 { return h.recut.Load() }
 // success, or the server's last words when the pair is still refused (or
 // refused for another reason, or no window is set); err is for what is not
 // the item's.
-func (h *httpScorer) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
-	if !httpx.TooLong(msg) {
-		return msg, nil
-	}
-	used := h.cfg.Window.Tokens(query)
-	for n := 1; n <= window.MaxRecuts; n++ {
-		cut, ok := h.cfg.Window.Recut(passage, used, msg)
-		if !ok {
-			break
-		}
+func (h *Client) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
+	msg, err := batch.Again(msg, func(msg string) bool {
+		cut, ok := h.cfg.Window.Recut(passage, h.cfg.Window.Tokens(query), msg)
 		passage = cut
+		return ok
+	}, func() error {
 		scores, err := h.call(ctx, query, []string{passage})
-		var f *httpx.Fault
-		switch {
-		case err == nil:
+		if err == nil {
 			out[0] = scores[0]
-			h.recut.Add(1)
-			return "", nil
-		case !errors.As(err, &f) || f.Kind != httpx.Item:
-			return "", err
-		case !httpx.TooLong(f.Msg):
-			return f.Msg, nil
 		}
-		msg = fmt.Sprintf("%s (still refused after %d cut(s) to the count the server stated)", f.Msg, n)
+		return err
+	})
+	if err == nil && msg == "" {
+		h.recut.Add(1)
 	}
-	return msg, nil
+	return msg, err
 }
 
 // AnswerLimit is the most an honest rerank answer for docs can weigh: 1 MiB
@@ -275,7 +203,7 @@ func AnswerLimit(docs []string) int64 {
 // malformed: the HTTP layer (an *httpx.Client) asks again and classifies it
 // (httpx.Expect); with another Doer it is asked again twice here and then
 // fails the batch as an Item fault.
-func (h *httpScorer) call(ctx context.Context, query string, docs []string) ([]float32, error) {
+func (h *Client) call(ctx context.Context, query string, docs []string) ([]float32, error) {
 	body, err := json.Marshal(h.encode(h.cfg.Model, query, docs))
 	if err != nil {
 		return nil, fmt.Errorf("teacher %s: encode request: %w", h.cfg.API, err)

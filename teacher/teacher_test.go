@@ -196,7 +196,7 @@ func TestTeacherFaultsAndWindow(t *testing.T) {
 				t.Errorf("Config fault without a hint: %v", err)
 			}
 			if tc.refused != nil {
-				scores, refused, err := s.(PartialScorer).ScorePartial(context.Background(), "storage quota", ps)
+				scores, refused, err := s.ScorePartial(context.Background(), "storage quota", ps)
 				if err != nil || len(scores) != len(ps) || len(refused) != len(tc.refused) {
 					t.Fatalf("ScorePartial: %v, refused %v, want %v", err, refused, tc.refused)
 				}
@@ -240,7 +240,7 @@ func TestCohereScoreKindFromValues(t *testing.T) {
 		if _, err := s.Score(context.Background(), "storage quota", passages(5)); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.(Describer).ScoreKind(); got != tc.want {
+		if got := s.ScoreKind(); got != tc.want {
 			t.Errorf("flavor %q: kind %q, want %q", tc.flavor, got, tc.want)
 		}
 		f.Close()
@@ -268,7 +268,7 @@ func TestTeacherHostileAnswers(t *testing.T) {
 		hc := httpx.New(&httpx.Options{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Timeout: 20 * time.Second,
 			Role: "teacher", Endpoints: []string{f.URL}})
 		s, _ := New(Config{API: api, URL: f.URL, Model: "m", Doer: hc, Batch: 4})
-		ps := s.(PartialScorer)
+		ps := s
 		if _, err := s.Score(context.Background(), "q", passages(3)); err != nil {
 			t.Fatalf("%s: %v", api, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dlclark/regexp2"
+	"github.com/synthq/synthq/internal/tokens"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -205,7 +206,7 @@ func (t *Tokenizer) Count(text string) int {
 			t.err = err
 		}
 		t.mu.Unlock()
-		return (len(text) + 3) / 4
+		return tokens.Estimate(text)
 	}
 	n := 0
 	for _, w := range pieces {

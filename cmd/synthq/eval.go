@@ -112,22 +112,11 @@ func runEval(c *cli.Context) error {
 		defer runF.Close()
 	}
 	for qi, q := range judged {
-		if len(lists) == 1 {
-			for _, h := range lists[0][qi] {
-				runs[q.ID] = append(runs[q.ID], h.DocID)
-				if runF != nil {
-					fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, h.DocID, h.Rank, h.Score, tag)
-				}
-			}
-			continue
-		}
-		ranked := make([][]string, len(lists))
+		hits := make([][]retriever.Hit, len(lists))
 		for r := range lists {
-			for _, h := range lists[r][qi] {
-				ranked[r] = append(ranked[r], h.DocID)
-			}
+			hits[r] = lists[r][qi]
 		}
-		for rank, f := range retriever.RRF(cfg.RRFK, evalDepth, ranked...) {
+		for rank, f := range retriever.FirstPassHits(cfg.RRFK, evalDepth, hits...) {
 			runs[q.ID] = append(runs[q.ID], f.ID)
 			if runF != nil {
 				fmt.Fprintf(runF, "%s Q0 %s %d %.6f %s\n", q.ID, f.ID, rank+1, f.Score, tag)

@@ -18,6 +18,7 @@ func exportCommand() *cli.Command {
 		&cli.BoolFlag{Name: "merge", Usage: "merge the shard stores given as arguments into one dataset", EnvVars: env("merge")},
 		&cli.StringFlag{Name: "out", Usage: "output directory (default: the run's)", EnvVars: env("out")},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress output", EnvVars: env("quiet")},
+		&cli.BoolFlag{Name: "force", Usage: "write into an --out folder that holds files synthq did not write (those of the names synthq writes are replaced; none is deleted)", EnvVars: env("force")},
 	}, targetFlags()...)
 	runsDefault(flags, runValueFlags...)
 	return &cli.Command{
@@ -55,8 +56,15 @@ A target flag not given keeps the value the run used (stored with its store);
 					st.Close()
 				}
 			}()
+			// The store of a plain export is written to (the targets for
+			// inspect, the record of the export for the next one); merged
+			// shards are only read. Neither is ever created.
+			open := pipeline.OpenExistingStore
+			if c.Bool("merge") {
+				open = pipeline.OpenStoreReadOnly
+			}
 			for _, p := range paths {
-				st, err := pipeline.OpenStore(p)
+				st, err := open(p)
 				if err != nil {
 					return err
 				}
@@ -87,7 +95,10 @@ A target flag not given keeps the value the run used (stored with its store);
 			if err := stages.CheckExport(&cfg); err != nil {
 				return err
 			}
-			env := &pipeline.Env{Store: st, Config: &cfg,
+			if err := stages.CheckOut(cfg.Out, st.Path(), c.Bool("force")); err != nil {
+				return err
+			}
+			env := &pipeline.Env{Store: st, Config: &cfg, Force: c.Bool("force"),
 				Progress: pipeline.NewProgress(c.App.ErrWriter, false, cfg.Quiet)}
 			if c.Bool("merge") {
 				if err := stages.MergeExport(c.Context, env, stores, paths); err != nil {

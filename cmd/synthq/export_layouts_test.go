@@ -455,12 +455,14 @@ func checkCard(t *testing.T, out, def string, configs []string, license bool) {
 }
 
 // The export is one set: a second export replaces the first as a whole,
-// leaving none of its files; a failed one leaves the first as it was.
+// leaving none of its files; a failed one leaves the first as it was. The
+// user's files beside it (written with --force, see TestOutRefusesForeignFiles)
+// stay whatever happens.
 func TestExportIsOneSet(t *testing.T) {
 	_, store := offlineStore(t)
 	out := t.TempDir()
 	exportTo := func(args ...string) (int, string) {
-		return synthq(t, context.Background(), append([]string{"export", "--store", store, "--out", out, "--quiet"}, args...)...)
+		return synthq(t, context.Background(), append([]string{"export", "--store", store, "--out", out, "--quiet", "--force"}, args...)...)
 	}
 	snapshot := func() map[string]string {
 		got := map[string]string{}

@@ -142,6 +142,7 @@ var runValueFlags = []string{"list-size", "require-source-top1", "min-top-percen
 func runFlags() []cli.Flag {
 	fl := []cli.Flag{configFlag(),
 		str("out", "out", "output directory"),
+		boolean("force", false, "write into an --out folder that holds files synthq did not write (those of the names synthq writes are replaced; none is deleted)"),
 		str("store", "", "Badger store directory (default OUT/store)"),
 		boolean("offline", false, "no server at all: extractive pseudo-queries and a lexical teacher (for trying the flow)"),
 		strs("llm-url", "OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama); repeat (or comma-separate) for several servers of the same model"),

@@ -96,10 +96,11 @@ func printStory(w io.Writer, s *inspect.Story) {
 	}
 }
 
-// openRun opens a store and reads the settings of its last run (defaults
-// filled). The caller closes the store.
+// openRun opens a store read-only (see pipeline.OpenStoreReadOnly) and
+// reads the settings of its last run (defaults filled). The caller closes
+// the store.
 func openRun(path string) (*pipeline.Store, *pipeline.Config, error) {
-	st, err := pipeline.OpenStore(path)
+	st, err := pipeline.OpenStoreReadOnly(path)
 	if err != nil {
 		return nil, nil, err
 	}

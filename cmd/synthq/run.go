@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,12 +49,17 @@ func runCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("dry-run") {
-				return doDryRun(c.Context, cfg, c.String("tokenizer"), c.App.Writer, c.App.ErrWriter)
+				return doDryRun(c.Context, cfg, c.Bool("force"), c.String("tokenizer"), c.App.Writer, c.App.ErrWriter)
 			}
-			err = doRun(c.Context, cfg, c.App.ErrWriter)
+			if c.Bool("report") {
+				if err := checkReportPath(filepath.Join(cfg.Out, "report.html"), c.Bool("force")); err != nil {
+					return err
+				}
+			}
+			err = doRun(c.Context, cfg, c.Bool("force"), c.App.ErrWriter)
 			var fe failedItemsError
 			if c.Bool("report") && (err == nil || errors.As(err, &fe)) {
-				if rerr := runReport(c.Context, cfg, c.App.ErrWriter); rerr != nil {
+				if rerr := runReport(c.Context, cfg, c.Bool("force"), c.App.ErrWriter); rerr != nil {
 					return rerr
 				}
 			}
@@ -68,7 +74,30 @@ const startServers = `Start one, for example:
   TEI:    text-embeddings-router --model-id BAAI/bge-reranker-v2-m3 --port 8080   (--teacher-url http://localhost:8080 --teacher-api tei)
 or try the whole flow with no server: --offline`
 
-func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
+// checkInputs is what a run checks before it creates anything (the store,
+// OUT) or calls a server: the corpus is a readable file, and OUT holds no
+// file synthq did not write (unless force) and no link where synthq writes
+// (stages.CheckOut).
+func checkInputs(cfg *pipeline.Config, force bool) error {
+	if cfg.Corpus == "" {
+		if cfg.Prepared == "" {
+			return errors.New("--corpus is required")
+		}
+		return stages.CheckOut(cfg.Out, cfg.Store, force)
+	}
+	fi, err := os.Stat(cfg.Corpus)
+	if err != nil {
+		return fmt.Errorf("--corpus %s: %w", cfg.Corpus, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("--corpus %s is a folder: give the JSONL file of passages", cfg.Corpus)
+	}
+	return stages.CheckOut(cfg.Out, cfg.Store, force)
+}
+
+// doRun runs every stage. force lets the export write beside files in OUT
+// that synthq did not write (see stages.CheckOut).
+func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer) (err error) {
 	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
@@ -83,6 +112,9 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 		if len(missing) > 0 {
 			return fmt.Errorf("%s required (or --offline to run with no server).\n%s", strings.Join(missing, " and "), startServers)
 		}
+	}
+	if err := checkInputs(cfg, force); err != nil {
+		return err
 	}
 	corpus := stages.CorpusStage()
 	var prep *pipeline.Store
@@ -112,7 +144,7 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Prepared: prep,
+	env := &pipeline.Env{Store: st, Config: cfg, NoOverlap: cfg.NoOverlap, Prepared: prep, Force: force,
 		Progress: pipeline.NewProgress(log, log == os.Stderr && isTerminal(os.Stderr), cfg.Quiet)}
 	if s := pipeline.StopperFrom(ctx); s != nil {
 		s.SetGrace(cfg.Grace)
@@ -121,6 +153,8 @@ func doRun(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	}
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
+	pw := startProgress(env)
+	defer func() { pw.end(err) }()
 	all := []pipeline.Stage{
 		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),
@@ -160,9 +194,9 @@ func orWhole(s string) string {
 
 // doDryRun reads the corpus into the store (no server needed; the real run
 // reuses it) and reports what generation would send, without sending it.
-func doDryRun(ctx context.Context, cfg *pipeline.Config, tokenizer string, out, log io.Writer) error {
-	if cfg.Corpus == "" {
-		return errors.New("--corpus is required")
+func doDryRun(ctx context.Context, cfg *pipeline.Config, force bool, tokenizer string, out, log io.Writer) error {
+	if err := checkInputs(cfg, force); err != nil {
+		return err
 	}
 	var tok stages.TokenCounter
 	if tokenizer != "" {
@@ -288,10 +322,7 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 			return probeAll(ctx, "teacher", cfg.TeacherURLs, "/health", log)
 		},
 	}
-	kind := ""
-	if d, ok := sc.(teacher.Describer); ok {
-		kind = d.ScoreKind()
-	}
+	kind := sc.ScoreKind()
 	return deps, func() map[string]any {
 		m := embedFacts(map[string]any{"llm_retries": llmHTTP.Retries(), "teacher_retries": teachHTTP.Retries(), "teacher_score_kind": kind})
 		var eps []httpx.EndpointStats

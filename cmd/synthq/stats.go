@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,13 +24,27 @@ func statsCommand() *cli.Command {
 		Name:  "stats",
 		Usage: "print counts per stage and drop reason, tokens and failures of a store",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
+			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store")},
+			&cli.BoolFlag{Name: "merge", Usage: "one view of a sharded job, while it runs: each store given as an argument (shard*/store) is read from its progress file, with no lock, and the job's funnel summed"},
+			&cli.StringFlag{Name: "out", Usage: "output folder whose export the funnel's \"exported\" and the export counts describe (default: the run's OUT)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value", Action: finite("price-input")},
 			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value", Action: finite("price-output")},
 		},
+		ArgsUsage: "[STORE… with --merge]",
 		Action: func(c *cli.Context) error {
-			st, err := pipeline.OpenStore(c.String("store"))
+			if c.Bool("merge") {
+				if c.NArg() == 0 {
+					return usagef("stats", "--merge takes the shard stores as arguments, e.g. synthq stats --merge shard*/store")
+				}
+				now := time.Now()
+				views, funnel := jobView(c.Args().Slice(), now)
+				return printJob(c.App.Writer, views, funnel, now, c.Bool("json"))
+			}
+			if c.String("store") == "" {
+				return usagef("stats", "--store is required")
+			}
+			st, err := pipeline.OpenStoreReadOnly(c.String("store"))
 			if err != nil {
 				return err
 			}
@@ -48,6 +65,10 @@ func statsCommand() *cli.Command {
 			}
 			if fails == nil {
 				fails = []dataset.Failure{}
+			}
+			exp, err := exportedTo(st, &cfg, c.String("store"), c.String("out"), stats)
+			if err != nil {
+				return err
 			}
 			setPrices(c, &cfg)
 			if cfg.PriceInput < 0 || cfg.PriceOutput < 0 {
@@ -76,15 +97,70 @@ func statsCommand() *cli.Command {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(map[string]any{"funnel": inspect.Funnel(stats), "stages": stats, "tokens": use, "failures": fails,
-					"failures_other_settings": others, "endpoints": eps, "store": size, "dense_index": dix})
+					"failures_other_settings": others, "endpoints": eps, "store": size, "dense_index": dix, "exported_to": exp})
 			}
 			printStats(c.App.Writer, stats, use, fails, others)
+			exp.print(c.App.Writer)
 			printDenseIndex(c.App.Writer, dix)
 			printEndpoints(c.App.Writer, eps)
 			printSize(c.App.Writer, st.Path(), size)
 			return nil
 		},
 	}
+}
+
+// exportView says which folder's export the stats describe.
+type exportView struct {
+	Out string `json:"out"` // cleaned absolute path ("" for a store from before per-folder records)
+	// Found is false when the store records no export to Out.
+	Found bool `json:"found"`
+	// Others are the other folders the store was exported to.
+	Others []string `json:"others,omitempty"`
+}
+
+func (e exportView) print(w io.Writer) {
+	switch {
+	case e.Out == "":
+		fmt.Fprintf(w, "exported  the last export (this store does not record its folder)\n")
+	case e.Found:
+		fmt.Fprintf(w, "exported  counts of the last export to %s\n", e.Out)
+	default:
+		fmt.Fprintf(w, "exported  nothing to %s yet\n", e.Out)
+	}
+	if len(e.Others) > 0 {
+		fmt.Fprintf(w, "          also exported to %s (stats --out FOLDER)\n", strings.Join(e.Others, ", "))
+	}
+}
+
+// exportedTo puts the export to out (default: the run's OUT) in
+// stats["export"], in place of the last export anywhere, and says which
+// folder it is. A store from before per-folder records keeps its last
+// export.
+func exportedTo(st *pipeline.Store, cfg *pipeline.Config, storeArg, out string, stats map[string]pipeline.StageStats) (exportView, error) {
+	all, err := stages.Exports(st)
+	if err != nil || len(all) == 0 && out == "" {
+		return exportView{}, err
+	}
+	var v exportView
+	if out != "" {
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return v, err
+		}
+		v.Out = filepath.Clean(abs)
+	} else {
+		v.Out = stages.RunOut(cfg, storeArg)
+	}
+	delete(stats, "export")
+	for _, r := range all {
+		if r.Out == v.Out {
+			v.Found = true
+			stats["export"] = r.Stats
+		} else {
+			v.Others = append(v.Others, r.Out)
+		}
+	}
+	return v, nil
 }
 
 // setPrices overrides the stored prices with those given.

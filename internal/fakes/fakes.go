@@ -406,7 +406,7 @@ func Tokens(text string) int { return (len(text)*2 + 8) / 9 }
 // word made only of punctuation, as a WordPiece or BPE vocabulary splits
 // ". . . . 394" (a table of contents) into a token per dot. Prose counts the
 // same as Tokens; a table of contents ~2.5 bytes a token, so a cut by
-// window.Estimate (3 bytes a token) is over the window, as against the real
+// tokens.Encoder (3 bytes a token) is over the window, as against the real
 // llama-server (617 tokens for 512 estimated).
 func WindowTokens(text string) int {
 	n := Tokens(text)

@@ -193,16 +193,6 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.URL, e.Status, body)
 }
 
-// Retryable reports whether an HTTP status is worth retrying.
-func Retryable(status int) bool {
-	switch status {
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
 // Do sends req. Answers that are the endpoint's trouble (429/5xx, refused
 // or reset connections, timeouts) are retried:
 // overload and outages are waited out (see sched and MaxOutage), and a

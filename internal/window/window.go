@@ -11,15 +11,9 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
-)
 
-// Estimate is the documented token estimate used to cut when no tokenizer
-// is given: one token per 3 bytes, rounded up. That is llm.EstimateTokens'
-// 4 bytes a token with a margin of a quarter, because cross-encoder and
-// embedding vocabularies (BERT WordPiece, XLM-R) split domain text (numbers,
-// chemical and gene names) finer than Llama 3's 128k vocabulary does: a cut
-// by this estimate stays inside the window for English and scientific prose.
-func Estimate(text string) int { return (len(text) + 2) / 3 }
+	"github.com/synthq/synthq/internal/tokens"
+)
 
 // Cutter cuts texts to MaxTokens tokens counted by Count. The zero value
 // (MaxTokens 0) cuts nothing. Safe for concurrent use if Count is.
@@ -28,7 +22,7 @@ type Cutter struct {
 	// Reserve is the tokens the model's input format adds around the text
 	// ([CLS] … [SEP] … [SEP] for a cross-encoder pair).
 	Reserve int
-	// Count counts a text's tokens (a tokenizer.json's Count); nil: Estimate.
+	// Count counts a text's tokens (a tokenizer.json's Count); nil: tokens.Encoder.
 	Count func(string) int
 	// CountName names Count for fingerprints; "" means the estimate (and
 	// must be "" exactly when Count is nil).
@@ -56,7 +50,7 @@ func (c Cutter) count(s string) int {
 	if c.Count != nil {
 		return c.Count(s)
 	}
-	return Estimate(s)
+	return tokens.Encoder(s)
 }
 
 // Tokens counts text as the cutter does.

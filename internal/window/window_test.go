@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/synthq/synthq/internal/tokens"
 )
 
 // Cut keeps whole words within the budget (query tokens and reserve
@@ -41,7 +43,7 @@ func TestCut(t *testing.T) {
 			}
 		}},
 		{"one long word, multibyte", Cutter{MaxTokens: 20}, strings.Repeat("é", 100), 0, func(t *testing.T, got string, cut bool) {
-			if !cut || !utf8.ValidString(got) || Estimate(got) > 20 || Estimate(got) < 19 {
+			if !cut || !utf8.ValidString(got) || tokens.Encoder(got) > 20 || tokens.Encoder(got) < 19 {
 				t.Errorf("cut %q", got)
 			}
 		}},
