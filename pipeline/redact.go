@@ -21,6 +21,7 @@ import (
 func (c Config) MarshalJSON() ([]byte, error) {
 	p := plainConfig(c)
 	p.LLMURLs, p.TeacherURLs, p.EmbedURLs = RedactURLs(c.LLMURLs), RedactURLs(c.TeacherURLs), RedactURLs(c.EmbedURLs)
+	p.LLMExtra = redact.Values(c.LLMExtra) // an api_key or token given as an extra body key
 	return json.Marshal(wireConfig{plainConfig: p, LLMModel: c.LLMModel, TeacherModel: c.TeacherModel,
 		LLMURLs: p.LLMURLs, TeacherURLs: p.TeacherURLs,
 		// A per-role 0 ("as --concurrency") is left out by omitempty.

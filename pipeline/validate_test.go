@@ -117,3 +117,21 @@ func TestValidateURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestLLMExtraSecretsRedacted: secret-looking --llm-extra keys never reach
+// the stored config or the manifest (both encode the Config); others do.
+func TestLLMExtraSecretsRedacted(t *testing.T) {
+	c := DefaultConfig()
+	c.LLMExtra = map[string]any{"api_key": "S3CR1", "top_k": 5.0, "Authorization": "Bearer XPW9",
+		"headers": map[string]any{"x-api-key": "S3CR2", "token": "XPW9"}, "password": 1234.0}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaks(string(b)) || strings.Contains(string(b), "1234") || !strings.Contains(string(b), `"top_k":5`) {
+		t.Errorf("encoded config: %s", b)
+	}
+	if c.LLMExtra["api_key"] != "S3CR1" {
+		t.Error("the config's own map was changed")
+	}
+}

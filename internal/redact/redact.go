@@ -171,3 +171,41 @@ func redactLoose(raw string) string {
 	}
 	return rest
 }
+
+// secretKeyRe matches the names of settings that carry credentials:
+// api_key, token, authorization, password, secret, x-api-key, …
+var secretKeyRe = regexp.MustCompile(`(?i)(^|[_\-.]|api)(key|token|secret|password|passwd|pass|pwd|auth|authorization|credentials?|signature|sig)$`)
+
+// Values returns a copy of a settings map (--llm-extra) with the value of
+// every secret-looking key, at any depth, replaced by Redacted, and every
+// string passed through Text.
+func Values(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if secretKeyRe.MatchString(k) {
+			out[k] = Redacted
+			continue
+		}
+		out[k] = value(v)
+	}
+	return out
+}
+
+func value(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return Values(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = value(e)
+		}
+		return out
+	case string:
+		return Text(x)
+	}
+	return v
+}
