@@ -19,6 +19,7 @@ type Progress struct {
 	tty      bool
 	quiet    bool
 	interval time.Duration
+	bars     sync.Map // stage name -> *Bar (the latest of that name)
 }
 
 // NewProgress writes to w; tty selects the redrawn bar.
@@ -36,6 +37,29 @@ type Bar struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+	ended atomic.Bool
+}
+
+// BarState is one stage's progress as Progress.Bars reports it.
+type BarState struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total,omitempty"` // 0: unknown
+	Ended bool  `json:"ended,omitempty"`
+}
+
+// Bars returns the progress of every bar started so far, by stage name,
+// quiet or not (for the progress file a run writes beside its store).
+func (p *Progress) Bars() map[string]BarState {
+	out := map[string]BarState{}
+	if p == nil {
+		return out
+	}
+	p.bars.Range(func(k, v any) bool {
+		b := v.(*Bar)
+		out[k.(string)] = BarState{Done: b.done.Load(), Total: b.total, Ended: b.ended.Load()}
+		return true
+	})
+	return out
 }
 
 // Warnf writes a warning line (shown even with --quiet; nothing on a nil
@@ -50,6 +74,9 @@ func (p *Progress) Warnf(format string, args ...any) {
 // Start begins a bar for a stage with total units (0: unknown).
 func (p *Progress) Start(name string, total int64) *Bar {
 	b := &Bar{p: p, name: name, total: total, start: time.Now(), stop: make(chan struct{})}
+	if p != nil {
+		p.bars.Store(name, b)
+	}
 	if p == nil || p.quiet {
 		return b
 	}
@@ -82,6 +109,7 @@ func (b *Bar) Done() int64 { return b.done.Load() }
 
 // Finish stops the bar and prints its final line; later calls do nothing.
 func (b *Bar) Finish() {
+	b.ended.Store(true)
 	if b.p == nil || b.p.quiet {
 		return
 	}

@@ -146,6 +146,16 @@ func (e *Env) Counters(stage string) *Counters {
 	return v.(*Counters)
 }
 
+// AllCounters returns a copy of every stage's counts, by stage name.
+func (e *Env) AllCounters() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	e.counters.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*Counters).Snapshot()
+		return true
+	})
+	return out
+}
+
 // StageStats is what a stage leaves in the store under stat/<name>.
 type StageStats struct {
 	Counts   map[string]int64 `json:"counts"`

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/adapter"
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
@@ -177,6 +178,11 @@ type StageRow struct {
 	Items    int64
 	Unit     string
 	Counts   map[string]int64
+	// CutAgain is the inputs a server refused as too long and that were
+	// cut again from its stated count (mine: texts embedded, label:
+	// candidates scored), named by CutAgainWhat; 0: none.
+	CutAgain     int64
+	CutAgainWhat string
 	// Paid is the stage's last run that sent requests when that was an
 	// earlier run than this one (a cached re-run sends none).
 	Paid *StageRow
@@ -236,6 +242,7 @@ type Data struct {
 	Dropped                                               []DropExamples
 	Settings, Provenance                                  []KV
 	ExamplesPer, Candidates                               int
+	Adapter                                               *adapter.Record // the last `synthq adapt` on this store; nil if none
 }
 
 // DropExamples are the examples of one drop reason.
@@ -289,6 +296,9 @@ func Build(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, opts *
 		return nil, err
 	}
 	if err := b.settings(); err != nil {
+		return nil, err
+	}
+	if d.Adapter, err = loadAdapter(st); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -953,6 +963,7 @@ func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
 	c := s.Counts
 	switch stage {
 	case "mine":
+		r.CutAgain, r.CutAgainWhat = c["texts_cut_again"], "texts cut again"
 		r.Items = c["kept"]
 		for k, v := range c {
 			if strings.HasPrefix(k, "drop_") {
@@ -961,6 +972,7 @@ func stageRow(stage, unit string, s pipeline.StageStats) StageRow {
 		}
 	case "label":
 		r.Items, r.Unit = c["pairs_scored"], "pairs scored"
+		r.CutAgain, r.CutAgainWhat = c["candidates_cut_again"], "candidates cut again"
 	case "export":
 		r.Items = c["rows_train"] + c["rows_dev"]
 	default:

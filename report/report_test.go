@@ -375,3 +375,33 @@ func TestRankBins(t *testing.T) {
 		t.Errorf("bins %v", got)
 	}
 }
+
+// Inputs a server refused as too long and that were cut again from its
+// stated count (issue 26) are shown beside the stage's items; none: nothing.
+func TestStagesShowInputsCutAgain(t *testing.T) {
+	st, cfg := smallStore(t, false)
+	var plain bytes.Buffer
+	if err := Render(&plain, build(t, st, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "cut again") {
+		t.Error("a run with nothing cut again mentions it")
+	}
+	for k, c := range map[string]map[string]int64{
+		"mine":  {"kept": 2, "texts_cut_again": 3},
+		"label": {"pairs_scored": 5, "candidates_cut_again": 26},
+	} {
+		if err := st.PutJSON(pipeline.PrefixStat+k, pipeline.StageStats{Counts: c, Seconds: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	if err := Render(&b, build(t, st, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"5 pairs scored (26 candidates cut again)", "(3 texts cut again)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("stages table lacks %q", want)
+		}
+	}
+}

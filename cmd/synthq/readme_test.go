@@ -202,21 +202,25 @@ func TestReadmeOfflineCommands(t *testing.T) {
 		"synthq run --dry-run --corpus corpus.jsonl":            "needs the reader's corpus and tokenizer.json",
 		"synthq run": "the inline mention of the command, not a command line",
 		"synthq eval --corpus C --queries Q --qrels R": "run below with SciFact's files",
-		"synthq stats":   "the inline mention of the command",
-		"synthq report":  "the inline mention of the command",
-		"synthq inspect": "the inline mention of the command",
-		"synthq eval":    "the inline mention of the command",
-		"synthq export":  "the inline mention of the command",
-		"synthq prepare": "the inline mention of the command",
-		"synthq export --out /work/merged --merge /work/shard-*/": "the Kubernetes example's paths",
-		"synthq run … --out out/":                                 "an elided command line",
-		"synthq run … --report":                                   "an elided command line",
-		"synthq export --store … --layout …":                      "an elided command line",
+		"synthq stats":            "the inline mention of the command",
+		"synthq report":           "the inline mention of the command",
+		"synthq inspect":          "the inline mention of the command",
+		"synthq eval":             "the inline mention of the command",
+		"synthq export":           "the inline mention of the command",
+		"synthq prepare":          "the inline mention of the command",
+		"synthq run … --out out/": "an elided command line",
+		"synthq run --prepared $SYNTHQ_WORK/prep": "the Slurm task's command, run by TestSlurmJob",
+		"synthq run … --report":                   "an elided command line",
+		"synthq export --store … --layout …":      "an elided command line",
+		"synthq adapt":                            "the inline mention of the command",
+		"synthq eval --adapter":                   "the inline mention of the flag",
+		"synthq eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv --retriever dense": "needs an embeddings server and the reader's queries (TestEvalAdapter)",
+		"synthq adapt --store out/store --out adapter/":                                                 "needs an embeddings server (TestAdaptCommand runs it against the fake)",
 	}
 	skipped := func(cmd string) string {
 		for prefix, why := range skip {
 			if cmd == prefix || (strings.HasPrefix(cmd, prefix) && prefix != "synthq run" && prefix != "synthq stats" &&
-				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare") {
+				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare" && prefix != "synthq adapt") {
 				return why
 			}
 		}

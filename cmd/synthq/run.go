@@ -97,7 +97,7 @@ func checkInputs(cfg *pipeline.Config, force bool) error {
 
 // doRun runs every stage. force lets the export write beside files in OUT
 // that synthq did not write (see stages.CheckOut).
-func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer) error {
+func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer) (err error) {
 	if cfg.Corpus == "" && cfg.Prepared == "" {
 		return errors.New("--corpus is required")
 	}
@@ -153,6 +153,8 @@ func doRun(ctx context.Context, cfg *pipeline.Config, force bool, log io.Writer)
 	}
 	env.Progress.Status = func() string { return endpointStatus(deps.Clients) }
 	defer saveEndpoints(st, deps.Clients)
+	pw := startProgress(env)
+	defer func() { pw.end(err) }()
 	all := []pipeline.Stage{
 		corpus, stages.GenerateStage(deps), stages.FilterStage(),
 		stages.MineStage(deps), stages.LabelStage(deps), stages.ExportStage(extra),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,13 +24,26 @@ func statsCommand() *cli.Command {
 		Name:  "stats",
 		Usage: "print counts per stage and drop reason, tokens and failures of a store",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store"), Required: true},
+			&cli.StringFlag{Name: "store", Usage: "store directory", EnvVars: env("store")},
+			&cli.BoolFlag{Name: "merge", Usage: "one view of a sharded job, while it runs: each store given as an argument (shard*/store) is read from its progress file, with no lock, and the job's funnel summed"},
 			&cli.StringFlag{Name: "out", Usage: "output folder whose export the funnel's \"exported\" and the export counts describe (default: the run's OUT)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.Float64Flag{Name: "price-input", Usage: "price per 1M prompt tokens", DefaultText: "the run's value", Action: finite("price-input")},
 			&cli.Float64Flag{Name: "price-output", Usage: "price per 1M completion tokens", DefaultText: "the run's value", Action: finite("price-output")},
 		},
+		ArgsUsage: "[STORE… with --merge]",
 		Action: func(c *cli.Context) error {
+			if c.Bool("merge") {
+				if c.NArg() == 0 {
+					return usagef("stats", "--merge takes the shard stores as arguments, e.g. synthq stats --merge shard*/store")
+				}
+				now := time.Now()
+				views, funnel := jobView(c.Args().Slice(), now)
+				return printJob(c.App.Writer, views, funnel, now, c.Bool("json"))
+			}
+			if c.String("store") == "" {
+				return usagef("stats", "--store is required")
+			}
 			st, err := pipeline.OpenStoreReadOnly(c.String("store"))
 			if err != nil {
 				return err
