@@ -27,4 +27,8 @@ const (
 	// DropShorterThanListSize: a list shorter than --list-size in a layout
 	// that needs full lists (sentence-transformers, paper).
 	DropShorterThanListSize = "shorter_than_list_size"
+	// DropInvalidRecord: a stored labelled list that fails its Check
+	// (lists of different lengths, a score not finite); recorded as a
+	// failure naming its key.
+	DropInvalidRecord = "invalid_record"
 )

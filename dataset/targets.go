@@ -2,8 +2,7 @@ package dataset
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"math"
 	"sort"
 	"strconv"
@@ -143,9 +142,13 @@ func StoreLabels(st *pipeline.Store) Labels {
 // scanRaw calls fn with the raw scores of every labelled list.
 func scanRaw(ctx context.Context, labels Labels, fn func([]float32)) error {
 	return labels(ctx, func(qid string, v []byte) error {
-		var l Labelled
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("labelled %s: %w", qid, err)
+		l, err := DecodeChecked[Labelled](pipeline.PrefixLabel+qid, v)
+		var bad *BadRecordError
+		if errors.As(err, &bad) {
+			return nil // skipped; export records it (see ScanJSON)
+		}
+		if err != nil {
+			return err
 		}
 		fn(l.Raw)
 		return ctx.Err()
@@ -198,9 +201,14 @@ func TargetsOf(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targets, 
 	var sources []string
 	seen := map[string]bool{}
 	if err := st(ctx, func(qid string, v []byte) error {
-		var l Labelled
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("labelled %s: %w", qid, err)
+		l, err := DecodeChecked[Labelled](pipeline.PrefixLabel+qid, v)
+		var bad *BadRecordError
+		if errors.As(err, &bad) {
+			t.counts["drop_"+DropInvalidRecord]++
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if _, drop := t.Row(&l, cfg); drop != "" {
 			t.counts["drop_"+drop]++

@@ -100,6 +100,9 @@ func Slot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid str
 		s.Outcome = "not mined yet"
 		return s, nil
 	}
+	if err := m.Check(); err != nil {
+		return nil, &dataset.BadRecordError{Key: dataset.MinedKey(qid), Problem: err}
+	}
 	for i, id := range m.DocIDs {
 		s.Candidates = append(s.Candidates, Candidate{DocID: id, Rank: m.Ranks[i], Source: id == docID})
 	}
@@ -116,6 +119,9 @@ func Slot(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, qid str
 			s.Outcome = "failed at label (see synthq stats)"
 		}
 		return s, nil
+	}
+	if err := l.Check(); err != nil {
+		return nil, &dataset.BadRecordError{Key: dataset.LabelKey(qid), Problem: err}
 	}
 	var t dataset.Targets
 	if ok, err := st.GetJSON(dataset.MetaTargets, &t); err != nil {

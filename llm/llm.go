@@ -82,6 +82,8 @@ func (g *OpenAI) Generate(ctx context.Context, req Request) ([]dataset.Answer, e
 	if req.N > 1 {
 		n = req.N
 	}
+	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(max(n, 1), req.MaxTokens),
+		What: fmt.Sprintf("a chat completion with n=%d, max_tokens=%d", max(n, 1), req.MaxTokens), Check: checkAnswer})
 	resp, err := g.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
 		Model:       g.model,
 		Messages:    msgs,
@@ -94,17 +96,12 @@ func (g *OpenAI) Generate(ctx context.Context, req Request) ([]dataset.Answer, e
 	if err != nil {
 		return nil, g.classify(ctx, err)
 	}
-	if len(resp.Choices) == 0 {
-		return nil, &ItemError{fmt.Errorf("llm: answer has no choices")}
+	if err := validAnswer(&resp); err != nil {
+		return nil, &ItemError{fmt.Errorf("llm: answer malformed: %w", err)}
 	}
 	// Choices are ordered by their index field, not by position.
 	out := make([]dataset.Answer, len(resp.Choices))
-	seen := make([]bool, len(resp.Choices))
 	for _, ch := range resp.Choices {
-		if ch.Index < 0 || ch.Index >= len(out) || seen[ch.Index] {
-			return nil, &ItemError{fmt.Errorf("llm: answer has choice index %d (of %d choices)", ch.Index, len(out))}
-		}
-		seen[ch.Index] = true
 		out[ch.Index] = dataset.Answer{Content: ch.Message.Content, FinishReason: string(ch.FinishReason), Model: resp.Model}
 	}
 	out[0].PromptTokens = resp.Usage.PromptTokens
@@ -127,6 +124,57 @@ func (g *OpenAI) Generate(ctx context.Context, req Request) ([]dataset.Answer, e
 		})
 	}
 	return out, nil
+}
+
+// AnswerLimit is the most an honest chat completion of n choices of at
+// most maxTokens tokens (0: 32,768) can weigh: 1 MiB for the envelope (id,
+// usage, llama.cpp's timings, and its echo of the prompt when started with
+// --verbose; prompts are cut to --max-passage-chars) plus 256 bytes per
+// token per choice (Llama 3's longest tokens are under 128 bytes, and a
+// \uXXXX escape of a control character is 6 bytes per byte of text: 256
+// covers any token of up to 42 such bytes). n=1 at 50 tokens: 1.01 MiB. A
+// larger answer is malformed and is not read.
+func AnswerLimit(n, maxTokens int) int64 {
+	if maxTokens <= 0 {
+		maxTokens = 32768
+	}
+	return 1<<20 + int64(max(n, 1))*int64(maxTokens)*256
+}
+
+// maxUsage is the largest token count an answer may report: far above any
+// model's window; more is a broken server, and would overflow the sums of
+// tokens and cost.
+const maxUsage = 1 << 30
+
+// checkAnswer is the HTTP layer's check of a 2xx chat answer
+// (httpx.Expect): it decodes as go-openai will and passes validAnswer.
+func checkAnswer(b []byte) error {
+	var r openai.ChatCompletionResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("not a chat completion: %w", err)
+	}
+	return validAnswer(&r)
+}
+
+// validAnswer refuses an answer with no choices, with a choice index out
+// of range or repeated, or with token counts below 0 or above maxUsage.
+func validAnswer(r *openai.ChatCompletionResponse) error {
+	if len(r.Choices) == 0 {
+		return errors.New("no choices")
+	}
+	seen := make([]bool, len(r.Choices))
+	for _, ch := range r.Choices {
+		if ch.Index < 0 || ch.Index >= len(seen) || seen[ch.Index] {
+			return fmt.Errorf("choice index %d (of %d choices)", ch.Index, len(seen))
+		}
+		seen[ch.Index] = true
+	}
+	for name, v := range map[string]int{"prompt_tokens": r.Usage.PromptTokens, "completion_tokens": r.Usage.CompletionTokens, "total_tokens": r.Usage.TotalTokens} {
+		if v < 0 || v > maxUsage {
+			return fmt.Errorf("usage.%s %d out of range", name, v)
+		}
+	}
+	return nil
 }
 
 func (g *OpenAI) warn(format string, args ...any) {
@@ -207,6 +255,15 @@ func (g *OpenAI) classify(ctx context.Context, err error) error {
 	}
 	if errors.Is(err, httpx.ErrStopped) {
 		return err
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var apiE *openai.APIError
+	var reqE *openai.RequestError
+	if (errors.As(err, &syn) || errors.As(err, &typ)) && !errors.As(err, &apiE) && !errors.As(err, &reqE) {
+		// go-openai could not decode a 2xx answer (a Doer that is not
+		// an *httpx.Client, which checks answers before): the item's.
+		return &ItemError{&httpx.Fault{Kind: httpx.Item, Role: "llm", URL: redact.URL(g.url), Msg: "answer malformed: " + err.Error(), Err: err}}
 	}
 	status, msg := 0, ""
 	var apiErr *openai.APIError

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/synthq/synthq/adapter"
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/internal/redact"
 	"github.com/synthq/synthq/pipeline"
@@ -241,6 +242,7 @@ type Data struct {
 	Dropped                                               []DropExamples
 	Settings, Provenance                                  []KV
 	ExamplesPer, Candidates                               int
+	Adapter                                               *adapter.Record // the last `synthq adapt` on this store; nil if none
 }
 
 // DropExamples are the examples of one drop reason.
@@ -294,6 +296,9 @@ func Build(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, opts *
 		return nil, err
 	}
 	if err := b.settings(); err != nil {
+		return nil, err
+	}
+	if d.Adapter, err = loadAdapter(st); err != nil {
 		return nil, err
 	}
 	return d, nil

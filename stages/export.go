@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -213,9 +214,17 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var l dataset.Labelled
-		if err := json.Unmarshal(v, &l); err != nil {
-			return fmt.Errorf("labelled %s: %w", qid, err)
+		l, err := dataset.DecodeChecked[dataset.Labelled](pipeline.PrefixLabel+qid, v)
+		var bad *dataset.BadRecordError
+		if errors.As(err, &bad) {
+			// Counted as drop_invalid_record by the targets; recorded
+			// here with its key and what is wrong (a run computes it again).
+			bar.Add(1)
+			return dataset.RecordFailure(st, dataset.FailKey("export/"+bad.Key), dataset.Failure{Stage: "export", Item: bad.Key,
+				Reason: bad.Problem.Error() + " (dropped; `synthq run` computes the list again)", Settings: cfg.FailureScope()})
+		}
+		if err != nil {
+			return err
 		}
 		idx, drop := t.Row(&l, cfg)
 		if drop != "" {

@@ -444,16 +444,39 @@ func scoreCallKey(key string, ids []string) string {
 }
 
 // loadScores merges every score record of a query text (see scoreCallKey).
+// A record that does not decode, or holds a score that is not finite (one
+// stored by an earlier synthq from a hostile answer), is deleted, so its
+// passages are scored again: a poisoned cache heals on the next run.
 func loadScores(st *pipeline.Store, key string) (map[string]float32, error) {
 	m := map[string]float32{}
+	var bad []string
 	err := st.Scan(key, func(sub string, v []byte) error {
 		if sub != "" && sub[0] != '/' {
 			return nil // not one of this key's records
 		}
-		if err := decodeScores(v, m); err != nil {
-			return fmt.Errorf("%s%s: %w", key, sub, err)
+		rec := map[string]float32{}
+		if err := decodeScores(v, rec); err != nil {
+			bad = append(bad, key+sub)
+			return nil
+		}
+		for _, x := range rec {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				bad = append(bad, key+sub)
+				return nil
+			}
+		}
+		for id, x := range rec {
+			m[id] = x
 		}
 		return nil
 	})
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range bad {
+		if err := st.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }

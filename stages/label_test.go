@@ -2,6 +2,7 @@ package stages
 
 import (
 	"encoding/binary"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -48,8 +49,19 @@ func TestLoadScoresMergesCalls(t *testing.T) {
 	if err != nil || len(m) != 4 || m["old"] != 1 || m["a"] != 2 || m["b"] != 3 || m["c"] != 4 {
 		t.Errorf("loadScores = %v, %v", m, err)
 	}
+	// A corrupt record, or one holding a non-finite score (stored by an
+	// earlier synthq from a hostile teacher), is dropped: its passages are
+	// scored again, the rest kept.
 	st.Put(scoreCallKey(key, []string{"d"}), []byte{0xff})
-	if _, err := loadScores(st, key); err == nil {
-		t.Error("a corrupt record gave no error")
+	st.Put(scoreCallKey(key, []string{"e", "f"}), encodeScores(map[string]float32{"e": float32(math.Inf(1)), "f": 1}))
+	st.Put(scoreCallKey(key, []string{"g"}), encodeScores(map[string]float32{"g": float32(math.NaN())}))
+	m, err = loadScores(st, key)
+	if err != nil || len(m) != 4 || m["c"] != 4 {
+		t.Errorf("with bad records: %v, %v; want the 4 good scores", m, err)
+	}
+	for _, ids := range [][]string{{"d"}, {"e", "f"}, {"g"}} {
+		if _, ok, _ := st.Get(scoreCallKey(key, ids)); ok {
+			t.Errorf("bad record %v kept", ids)
+		}
 	}
 }

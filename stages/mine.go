@@ -258,6 +258,12 @@ func hitsFor(ctx context.Context, st *pipeline.Store, run firstPass, chunk []dat
 		if err != nil {
 			return err
 		}
+		if ok && lists[i][r].Check() != nil {
+			// Stored by an earlier or broken synthq: searched again and
+			// stored over, never reused.
+			lists[i][r], ok = dataset.HitList{}, false
+			c.Add(run.name+"_invalid", 1)
+		}
 		if !ok {
 			missing = append(missing, i)
 		}

@@ -77,6 +77,24 @@ func decodeVec(b []byte) []float32 {
 	return v
 }
 
+// validVec reports whether v can be a stored vector: not empty, every
+// entry finite, unit length (within float32 rounding). A vector stored
+// by an earlier synthq from a hostile answer (a denormal one normalised to
+// [+Inf NaN …]) fails, and is embedded again rather than reused.
+func validVec(v []float32) bool {
+	if len(v) == 0 {
+		return false
+	}
+	var s float64
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+		s += float64(x) * float64(x)
+	}
+	return math.Abs(s-1) < 1e-3
+}
+
 // vectors returns one vector per text (prefix included), reading stored
 // ones (in the run's store, then the prepared one) and embedding the rest: batches of vc.batch texts, vc.concurrency
 // requests in flight, each batch stored as it arrives (an interrupted run
@@ -91,19 +109,24 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 		if err != nil {
 			return nil, nil, err
 		}
+		fromPrep := false
 		if !ok && vc.prep != nil {
 			if b, ok, err = vc.prep.Get(k); err != nil {
 				return nil, nil, err
 			}
-			if ok {
-				prepared++
-			}
+			fromPrep = ok
 		}
 		if ok {
-			out[i] = decodeVec(b)
-		} else {
-			missing = append(missing, i)
+			if v := decodeVec(b); len(b)%4 == 0 && validVec(v) {
+				out[i] = v
+				if fromPrep {
+					prepared++
+				}
+				continue
+			}
+			vc.counters.Add(what+"_vectors_invalid", 1) // embedded again, stored over it
 		}
+		missing = append(missing, i)
 	}
 	vc.counters.Add(what+"_vectors_cached", int64(len(texts)-len(missing)-prepared))
 	if prepared > 0 {
@@ -131,9 +154,16 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 			defer b.Cancel()
 			mu.Lock()
 			defer mu.Unlock()
+			invalid := 0
 			for j, i := range idx {
 				if reason, refused := bad[j]; refused {
 					failed[i] = reason
+					continue
+				}
+				if !validVec(vecs[j]) {
+					// Never store a vector that is not a finite unit one.
+					failed[i] = "the embedder answered a vector that is not a finite unit vector"
+					invalid++
 					continue
 				}
 				out[i] = vecs[j]
@@ -141,7 +171,7 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 					return err
 				}
 			}
-			vc.counters.Add(what+"_vectors_embedded", int64(len(idx)-len(bad)))
+			vc.counters.Add(what+"_vectors_embedded", int64(len(idx)-len(bad)-invalid))
 			return b.Flush()
 		})
 	}

@@ -102,7 +102,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"run", "--offline", "--min-candidate", "5"}, "synthq: run: unknown flag --min-candidate; did you mean --min-candidates? (see synthq run --help)\n"},
 		{[]string{"export", "--stor", "x"}, "synthq: export: unknown flag --stor; did you mean --store? (see synthq export --help)\n"},
-		{[]string{"bogus"}, "synthq: unknown command \"bogus\"; the commands are run, prepare, export, stats, inspect, eval, report, version, help (see synthq --help)\n"},
+		{[]string{"bogus"}, "synthq: unknown command \"bogus\"; the commands are run, prepare, export, stats, inspect, eval, adapt, report, version, help (see synthq --help)\n"},
 		{[]string{"exprot", "--store", "x"}, "synthq: unknown command \"exprot\"; did you mean \"export\"? (see synthq --help)\n"},
 		{[]string{"stats"}, "synthq: stats: --store is required (see synthq stats --help)\n"},
 		{[]string{"inspect", "--json", "q"}, "synthq: inspect: --store is required (see synthq inspect --help)\n"},

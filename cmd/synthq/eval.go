@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/sourcegraph/conc/pool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/synthq/synthq/adapter"
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
@@ -31,6 +33,7 @@ func evalCommand() *cli.Command {
 			integer("max-retries", pipeline.DefaultMaxRetries, "retries of a failed request"),
 			&cli.BoolFlag{Name: "json", Usage: `print {"ndcg@10","recall@100","recall@1000","mrr@10","queries"} as JSON`},
 			&cli.StringFlag{Name: "run", Usage: "write the top 1000 per query as a TREC run file"},
+			&cli.StringFlag{Name: "adapter", Usage: "a query adapter from synthq adapt (adapter.safetensors): applied to the query vectors of the dense run of its embed model"},
 		),
 		Action: runEval,
 	}
@@ -47,6 +50,10 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	dense, err := cfg.DenseRuns()
+	if err != nil {
+		return err
+	}
+	adp, adaptRun, err := loadEvalAdapter(c.String("adapter"), dense)
 	if err != nil {
 		return err
 	}
@@ -96,11 +103,16 @@ func runEval(c *cli.Context) error {
 		lists, names = append(lists, res), append(names, "bm25")
 	}
 	for i, d := range dense {
-		res, err := evalDense(c.Context, embedders[i], d, cfg, ids, texts, judged)
+		var a *adapter.Adapter
+		name := "dense:" + d.Model
+		if i == adaptRun {
+			a, name = adp, name+"+adapter"
+		}
+		res, err := evalDense(c.Context, embedders[i], d, cfg, ids, texts, judged, a)
 		if err != nil {
 			return fmt.Errorf("dense run %s: %w", d.Model, err)
 		}
-		lists, names = append(lists, res), append(names, "dense:"+d.Model)
+		lists, names = append(lists, res), append(names, name)
 	}
 	runs := map[string][]string{}
 	tag := "synthq-" + c.String("retriever")
@@ -136,11 +148,37 @@ func runEval(c *cli.Context) error {
 	return nil
 }
 
+// loadEvalAdapter reads --adapter and finds the dense run of its embed
+// model (-1 without an adapter). An adapter of a model no dense run uses is
+// refused, naming both.
+func loadEvalAdapter(path string, dense []pipeline.DenseRun) (*adapter.Adapter, int, error) {
+	if path == "" {
+		return nil, -1, nil
+	}
+	a, err := adapter.ReadSafetensors(path)
+	if err != nil {
+		return nil, -1, err
+	}
+	model := a.Meta["embed_model"]
+	var have []string
+	for i, d := range dense {
+		if d.Model == model {
+			return a, i, nil
+		}
+		have = append(have, fmt.Sprintf("%q", d.Model))
+	}
+	if len(dense) == 0 {
+		return nil, -1, fmt.Errorf("--adapter %s transforms queries of embed model %q: give --retriever dense (or bm25,dense) with --embed-model %q", path, model, model)
+	}
+	return nil, -1, fmt.Errorf("--adapter %s was trained for embed model %q (%d dims), but this eval embeds with %s: an adapter applies only to the model it was trained for", path, model, a.Dim, strings.Join(have, ", "))
+}
+
 // evalDense embeds the corpus and the queries (nothing is stored: eval has
 // no store) and searches them as --dense-index says (an approximate search
 // also runs exactly and reports its recall@100). A passage the server refuses is left out
-// of the index and reported; a refused query retrieves nothing.
-func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cfg *pipeline.Config, ids, texts []string, qs []retriever.Query) ([][]retriever.Hit, error) {
+// of the index and reported; a refused query retrieves nothing. With an
+// adapter, query vectors are transformed by it first.
+func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cfg *pipeline.Config, ids, texts []string, qs []retriever.Query, adp *adapter.Adapter) ([][]retriever.Hit, error) {
 	embedAll := func(in []string) ([][]float32, int, error) {
 		out := make([][]float32, len(in))
 		var mu sync.Mutex
@@ -214,9 +252,16 @@ func evalDense(ctx context.Context, emb stages.Embedder, d pipeline.DenseRun, cf
 	var ok [][]float32
 	var at []int
 	for i, v := range qv {
-		if v != nil {
-			ok, at = append(ok, v), append(at, i)
+		if v == nil {
+			continue
 		}
+		if adp != nil {
+			if len(v) != adp.Dim {
+				return nil, fmt.Errorf("--adapter was trained for %q vectors of %d dims, but %s answers %d dims", adp.Meta["embed_model"], adp.Dim, d.Model, len(v))
+			}
+			v = adp.Apply(v)
+		}
+		ok, at = append(ok, v), append(at, i)
 	}
 	res, err := ix.SearchBatch(ctx, ok, evalDepth, probe, 0)
 	if err != nil {

@@ -38,6 +38,7 @@ func flagGroups(command string) []flagGroup {
 		{"Servers: concurrency, limits, failures", []string{"concurrency", "llm-concurrency", "teacher-concurrency",
 			"embed-concurrency", "max-concurrency", "rpm", "tpm", "teacher-rpm", "max-retries", "request-timeout",
 			"max-outage", "grace", "retry-failed", "no-overlap"}},
+		{"Query adapter", []string{"adapter", "rank", "epochs", "patience", "batch-size", "lr", "infonce", "learn-temp"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
 	}
 	// The command's own groups come right after input and output.
@@ -58,6 +59,8 @@ func requiredNotes(command string) map[string]string {
 		return map[string]string{"store": "required, or --merge STORE…"}
 	case "eval":
 		return map[string]string{"corpus": "required", "queries": "required", "qrels": "required"}
+	case "adapt":
+		return map[string]string{"store": "required", "out": "required"}
 	case "stats", "inspect", "report":
 		return map[string]string{"store": "required"}
 	}

@@ -173,7 +173,7 @@ synthq COMMAND --help lists a command's flags, grouped by concern.`,
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{runCommand(), prepareCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
-			reportCommand(), versionCommand()},
+			adaptCommand(), reportCommand(), versionCommand()},
 	}
 	for _, cmd := range app.Commands {
 		setCategories(cmd)

@@ -212,11 +212,15 @@ func TestReadmeOfflineCommands(t *testing.T) {
 		"synthq run --prepared $SYNTHQ_WORK/prep": "the Slurm task's command, run by TestSlurmJob",
 		"synthq run … --report":                   "an elided command line",
 		"synthq export --store … --layout …":      "an elided command line",
+		"synthq adapt":                            "the inline mention of the command",
+		"synthq eval --adapter":                   "the inline mention of the flag",
+		"synthq eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels.tsv --retriever dense": "needs an embeddings server and the reader's queries (TestEvalAdapter)",
+		"synthq adapt --store out/store --out adapter/":                                                 "needs an embeddings server (TestAdaptCommand runs it against the fake)",
 	}
 	skipped := func(cmd string) string {
 		for prefix, why := range skip {
 			if cmd == prefix || (strings.HasPrefix(cmd, prefix) && prefix != "synthq run" && prefix != "synthq stats" &&
-				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare") {
+				prefix != "synthq report" && prefix != "synthq inspect" && prefix != "synthq eval" && prefix != "synthq export" && prefix != "synthq prepare" && prefix != "synthq adapt") {
 				return why
 			}
 		}

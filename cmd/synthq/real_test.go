@@ -699,3 +699,37 @@ func synthqInBackground(t *testing.T, args ...string) (done <-chan struct{}, res
 	}()
 	return ch, func() (int, string) { return code, msg }
 }
+
+// synthq adapt against llama-server's embeddings (a random-weight BERT, so
+// any gain is noise): the offline flow mines with bm25,dense through the
+// server, adapt trains on the lists without embedding what the run stored,
+// and eval --adapter applies it.
+func TestRealAdapt(t *testing.T) {
+	k := needReal(t)
+	emb := k.embedServer(t)
+	ec := counter(t, emb)
+	embed := []string{"--embed-url", ec.URL + "/v1", "--embed-model", realEmbedModel}
+	out := t.TempDir()
+	if code, msg := synthq(t, context.Background(), append([]string{"run", "--offline", "--corpus", corpus, "--out", out, "--quiet",
+		"--min-candidates", "5", "--retriever", "bm25,dense"}, embed...)...); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, msg)
+	}
+	before := ec.Requests("POST /v1/embeddings")
+	adir := filepath.Join(out, "adapter")
+	if code, msg := synthq(t, context.Background(), "adapt", "--store", filepath.Join(out, "store"), "--out", adir, "--epochs", "5"); code != 0 {
+		t.Fatalf("adapt: exit %d: %s", code, msg)
+	} else {
+		t.Log(msg)
+	}
+	if n := ec.Requests("POST /v1/embeddings") - before; n != 0 {
+		t.Errorf("adapt sent %d embeddings requests for vectors the run stored", n)
+	}
+	queries, qrels := smallBEIR(t)
+	ev := append([]string{"--corpus", corpus, "--queries", queries, "--qrels", qrels, "--retriever", "dense"}, embed...)
+	base := evalJSON(t, ev...)
+	with := evalJSON(t, append(ev, "--adapter", filepath.Join(adir, "adapter.safetensors"))...)
+	if with["queries"] != 3 || with["recall@1000"] != 1 {
+		t.Errorf("eval --adapter %v: want 3 judged queries and recall@1000 = 1", with)
+	}
+	t.Logf("testdata: nDCG@10 %.4f without, %.4f with the adapter (random weights: noise)", base["ndcg@10"], with["ndcg@10"])
+}
