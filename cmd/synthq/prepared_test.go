@@ -108,7 +108,7 @@ func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
 	}
 	before := treeDigest(t, prep)
 
-	// Four shards at once, each with its own store, on the one folder.
+	// Four shards, each with its own store, on the one folder.
 	var stores []string
 	var wg sync.WaitGroup
 	errs := make([]string, 4)
@@ -116,8 +116,10 @@ func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
 		out := t.TempDir()
 		stores = append(stores, filepath.Join(out, "store"))
 		shardArgs := append(append([]string{}, args...), "--out", out, "--shard", fmt.Sprintf("%d/4", i), "--prepared", prep)
+		// In turn: urfave/cli's flag values are shared by concurrent
+		// in-process runs (TestSlurmJob runs shards as processes at once).
 		wg.Add(1)
-		go func() {
+		func() {
 			defer wg.Done()
 			if code, msg := synthq(t, context.Background(), shardArgs...); code != 0 {
 				errs[i] = fmt.Sprintf("shard %d: exit %d: %s", i, code, msg)

@@ -71,7 +71,9 @@ func (pw *progressWriter) end(err error) {
 		switch {
 		case err == nil || errors.As(err, &fe):
 			pw.flush(pipeline.StateDone, "")
-		case errors.Is(err, pipeline.ErrInterrupted):
+		case errors.Is(err, pipeline.ErrInterrupted) || pw.env.Stopping():
+			// A signal stopped the run (some paths report the stop as the
+			// request it cut short).
 			pw.flush(pipeline.StateInterrupted, err.Error())
 		default:
 			pw.flush(pipeline.StateFailed, err.Error())
