@@ -217,48 +217,18 @@ func (c *Client) call(ctx context.Context, texts []string) ([][]float32, error) 
 		got = v
 		return err
 	}
-	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(len(texts), int(c.dim.Load())),
-		What: fmt.Sprintf("an embeddings answer for %d texts", len(texts)), Check: check})
-	url := redact.URL(c.endpoint)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		got = nil
-		status, b, err := httpx.PostJSON(ctx, c.cfg.Doer, c.endpoint, c.cfg.APIKey, body)
-		var f *httpx.Fault
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.As(err, &f):
-			return nil, f
-		case httpx.IsMalformed(err):
-			lastErr = err
-			continue
-		default:
-			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "embed", URL: url, Err: err}
-		}
-		if status/100 != 2 {
-			return nil, fault(url, status, httpx.ErrorText(b))
-		}
-		if got == nil {
-			if err := check(b); err != nil {
-				lastErr = err
-				continue
-			}
-		}
-		return got, nil
+	err = httpx.PostChecked(ctx, c.cfg.Doer, c.endpoint, redact.URL(c.endpoint), c.cfg.APIKey, "embed", body,
+		httpx.Expect{MaxBytes: AnswerLimit(len(texts), int(c.dim.Load())),
+			What: fmt.Sprintf("an embeddings answer for %d texts", len(texts)), Check: check})
+	if err != nil {
+		return nil, err
 	}
-	return nil, &httpx.Fault{Kind: httpx.Item, Role: "embed", URL: url, Err: lastErr,
-		Msg: fmt.Sprintf("answer malformed 3 times: %v", lastErr)}
+	return got, nil
 }
 
 // fault classifies a final non-2xx answer of the embeddings endpoint.
 func fault(url string, status int, msg string) *httpx.Fault {
-	f := &httpx.Fault{Kind: httpx.Classify(status, msg), Role: "embed", URL: url, Status: status, Msg: msg}
-	if f.Kind == httpx.Config {
-		f.Hint = httpx.ConfigHint("embed", status, msg)
-	}
-	return f
+	return httpx.StatusFault("embed", url, status, msg)
 }
 
 // decode maps the answer's items to input order by their index and

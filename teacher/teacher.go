@@ -6,7 +6,6 @@ package teacher
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -221,44 +220,14 @@ func (h *Client) call(ctx context.Context, query string, docs []string) ([]float
 		}
 		return nil
 	}
-	ctx = httpx.WithExpect(ctx, httpx.Expect{MaxBytes: AnswerLimit(docs),
-		What: fmt.Sprintf("a rerank answer for %d passages", len(docs)), Check: check})
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		got = nil
-		status, b, err := httpx.PostJSON(ctx, h.cfg.Doer, url, h.cfg.APIKey, body)
-		var f *httpx.Fault
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.As(err, &f):
-			return nil, f
-		case httpx.IsMalformed(err):
-			lastErr = err
-			continue
-		default:
-			return nil, &httpx.Fault{Kind: httpx.Endpoint, Role: "teacher", URL: url, Err: err}
-		}
-		if status/100 != 2 {
-			msg := httpx.ErrorText(b)
-			f := &httpx.Fault{Kind: httpx.Classify(status, msg), Role: "teacher", URL: url, Status: status, Msg: msg}
-			if f.Kind == httpx.Config {
-				f.Hint = httpx.ConfigHint("teacher", status, msg)
-			}
-			return nil, f
-		}
-		if got == nil {
-			if err := check(b); err != nil {
-				lastErr = err
-				continue
-			}
-		}
-		h.observe(got)
-		return got, nil
+	err = httpx.PostChecked(ctx, h.cfg.Doer, url, url, h.cfg.APIKey, "teacher", body,
+		httpx.Expect{MaxBytes: AnswerLimit(docs),
+			What: fmt.Sprintf("a rerank answer for %d passages", len(docs)), Check: check})
+	if err != nil {
+		return nil, err
 	}
-	return nil, &httpx.Fault{Kind: httpx.Item, Role: "teacher", URL: url, Err: lastErr,
-		Msg: fmt.Sprintf("answer malformed 3 times: %v", lastErr)}
+	h.observe(got)
+	return got, nil
 }
 
 // byIndex maps results back to input order by their index, never by their
