@@ -194,6 +194,7 @@ func runFlags() []cli.Flag {
 		integer("max-retries", pipeline.DefaultMaxRetries, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
 		duration("request-timeout", 60*time.Second, "timeout of one request attempt"),
 		boolean("retry-failed", false, "try again the items recorded as failed by an earlier run"),
+		float("tolerate-failed", 0, "share of failed items (per query asked) under which a finished run exits 0 instead of 3 (e.g. 0.01 for a shard on a scheduler, where exit 3 fails the task and blocks the merge)"),
 		boolean("no-overlap", false, "run the stages strictly in turn instead of mining and scoring queries as soon as they are written (same output, slower)"),
 		boolean("quiet", false, "no progress output"),
 	}
@@ -226,7 +227,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		TeacherMaxTokens: c.Int("teacher-max-tokens"), TeacherTokenizer: c.String("teacher-tokenizer"),
 		MaxConcurrency: c.Int("max-concurrency"), MaxOutage: c.Duration("max-outage"), Grace: c.Duration("grace"),
 		MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
-		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
+		RetryFailed: c.Bool("retry-failed"), TolerateFailed: c.Float64("tolerate-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
 		Prepared: c.String("prepared"),
 	}
 	shard, err := pipeline.ResolveShard(cfg.Shard, os.Getenv)

@@ -252,10 +252,22 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if n := len(fails); n > 0 {
-		return failedItemsError{n}
+	if len(fails) == 0 {
+		return nil
 	}
-	return nil
+	// The denominator: the generation slots, one query record each
+	// (kept, dropped or failed). Cost: one key scan.
+	asked, err := env.Store.Count(pipeline.PrefixQuery)
+	if err != nil {
+		return err
+	}
+	fe := failedItemsError{n: len(fails), asked: asked, tolerated: env.Config.TolerateFailed}
+	if tol := env.Config.TolerateFailed; tol > 0 && float64(fe.n) <= tol*float64(asked) {
+		fmt.Fprintf(log, "warning: done with %d failed items, %.2f%% of %d queries asked, within --tolerate-failed %g: exit 0 (see `synthq stats`; re-run with --retry-failed to try them again)\n",
+			fe.n, 100*float64(fe.n)/float64(max(asked, 1)), asked, tol)
+		return nil
+	}
+	return fe
 }
 
 // tokenCount loads a tokenizer.json for the cut of a window; nil for none.
