@@ -153,9 +153,12 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 		select {
 		case a, ok := <-in:
 			if !ok {
+				if ctx.Err() != nil || env.AheadStopped() {
+					return nil // the queries of chunk are mined by Run, if the run goes on
+				}
 				return flush()
 			}
-			if ctx.Err() != nil || env.Stopping() {
+			if ctx.Err() != nil || env.AheadStopped() {
 				continue // drain: nothing new is started
 			}
 			text, drop := prompts.Parse(a.Type, a.Content, a.Passage, opts)
@@ -170,6 +173,9 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 				}
 			}
 		case <-tick.C:
+			if ctx.Err() != nil || env.AheadStopped() {
+				continue
+			}
 			if err := flush(); err != nil {
 				return err
 			}
