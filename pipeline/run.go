@@ -91,6 +91,38 @@ type Env struct {
 
 	mu   sync.RWMutex
 	next map[string]*aheadIn // producing stage -> input of the next stage working ahead
+	// quit is closed by Run when the run ends with an error: the stages
+	// working ahead start nothing new (AheadStopped), so the items still
+	// queued for them (up to aheadBuffer each) send no paid request.
+	quit chan struct{}
+}
+
+// AheadStopped reports whether a stage working ahead should start no new
+// item: the run was asked to stop (Stopping) or is ending with an error.
+// Items in flight go on and are stored.
+func (e *Env) AheadStopped() bool {
+	if e.Stopping() {
+		return true
+	}
+	e.mu.RLock()
+	q := e.quit
+	e.mu.RUnlock()
+	if q == nil {
+		return false
+	}
+	select {
+	case <-q:
+		return true
+	default:
+		return false
+	}
+}
+
+// quitCh is the channel AheadOf watches (nil, never ready, outside Run).
+func (e *Env) quitCh() <-chan struct{} {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.quit
 }
 
 type aheadIn struct {
@@ -178,12 +210,19 @@ var ErrInterrupted = errors.New("interrupted; re-run the same command to resume"
 // that Announces runs, fed by the items the stages before it announce. Before a
 // stage's own Run, its Ahead's input is closed (every stage before it has
 // finished) and the Ahead drained, so Run finds the early work stored. An
-// error of an Ahead stops the run like the stage's own. With
-// env.NoOverlap the stages run strictly in turn.
-func Run(ctx context.Context, env *Env, stages []Stage) error {
+// error of an Ahead stops the run like the stage's own. When the run ends
+// with an error, the stages working ahead start none of the items still
+// queued for them (Env.AheadStopped): what is in flight finishes and is
+// stored, at most a worker pool's worth of requests. With env.NoOverlap the
+// stages run strictly in turn.
+func Run(ctx context.Context, env *Env, stages []Stage) (runErr error) {
 	if err := CheckOrder(stages); err != nil {
 		return err
 	}
+	quit := make(chan struct{})
+	env.mu.Lock()
+	env.quit = quit
+	env.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type ahead struct {
@@ -240,6 +279,9 @@ func Run(ctx context.Context, env *Env, stages []Stage) error {
 		delete(aheads, i)
 	}
 	defer func() {
+		if runErr != nil {
+			close(quit) // queued work-ahead items must not send paid requests now
+		}
 		for i := range stages {
 			drain(i)
 		}
@@ -310,7 +352,9 @@ func SortedKeys[V any](m map[string]V) []string {
 
 // AheadOf adapts an Ahead that takes the items of one type T (what the
 // stages before it announce) to Stage.Ahead: it hands ahead a channel of T,
-// in the order announced, closed when in is. An item of another type is a
+// in the order announced, closed when in is; once the run ends with an
+// error or ctx is done, the items left in in are drained, not passed on.
+// An item of another type is a
 // mistake in the flow's wiring: it is not passed on, and the run stops
 // with an error naming its type. Cost: one goroutine, one channel hand-off
 // per item.
@@ -319,7 +363,9 @@ func AheadOf[T any](ahead func(ctx context.Context, env *Env, in <-chan T) error
 		typed := make(chan T)
 		done := make(chan error, 1)
 		go func() { done <- ahead(ctx, env, typed) }()
+		quit := env.quitCh()
 		var wrong error
+		stopped := false
 		for it := range in {
 			v, ok := it.(T)
 			if !ok {
@@ -328,13 +374,17 @@ func AheadOf[T any](ahead func(ctx context.Context, env *Env, in <-chan T) error
 				}
 				continue
 			}
-			if wrong != nil {
-				continue
+			if wrong != nil || stopped {
+				continue // drained, not passed on
 			}
 			select {
 			case typed <- v:
 			case err := <-done:
 				return err // ahead stopped early; announcing never blocks on in
+			case <-quit:
+				stopped = true // the run is ending with an error
+			case <-ctx.Done():
+				stopped = true
 			}
 		}
 		close(typed)

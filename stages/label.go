@@ -139,7 +139,7 @@ func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan mi
 	// time and the others find them stored.
 	var busy sync.Map
 	for mi := range in {
-		if ctx.Err() != nil || env.Stopping() {
+		if ctx.Err() != nil || env.AheadStopped() {
 			continue // drain: nothing new is started
 		}
 		if _, dup := busy.LoadOrStore(mi.M.Query, true); dup {

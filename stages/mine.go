@@ -153,9 +153,12 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 		select {
 		case a, ok := <-in:
 			if !ok {
+				if ctx.Err() != nil || env.AheadStopped() {
+					return nil // the queries of chunk are mined by Run, if the run goes on
+				}
 				return flush()
 			}
-			if ctx.Err() != nil || env.Stopping() {
+			if ctx.Err() != nil || env.AheadStopped() {
 				continue // drain: nothing new is started
 			}
 			text, drop := prompts.Parse(a.Type, a.Content, a.Passage, opts)
@@ -170,6 +173,9 @@ func mineAhead(ctx context.Context, env *pipeline.Env, deps *Deps, ms *mineState
 				}
 			}
 		case <-tick.C:
+			if ctx.Err() != nil || env.AheadStopped() {
+				continue
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -371,8 +377,8 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta datase
 		}
 		fp := dataset.DenseRunFP(cfg, d, meta)
 		mode, params, probe := dataset.DenseIndexParams(cfg, meta.Passages)
-		rc := &recallCheck{st: st, key: pipeline.PrefixMeta + "dense_index/" + name, seed: cfg.Seed, progress: env.Progress,
-			rec: DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
+		rc := &recallCheck{st: st, key: dataset.DenseIndexKey(name), seed: cfg.Seed, progress: env.Progress,
+			rec: dataset.DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
 		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() {
 				index, ixErr = vc.passageIndex(ctx, d.PassagePrefix, dataset.DenseIndexFP(cfg, d, meta), params)

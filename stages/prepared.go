@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +19,9 @@ import (
 
 // PreparedVersion is the layout of a prepared corpus folder; a folder of
 // another version is refused.
-const PreparedVersion = 1
+// (Version 2 records each model's dense index: a folder of version 1 is
+// prepared again, its stored vectors reused.)
+const PreparedVersion = 2
 
 // PreparedMeta describes a prepared corpus (synthq prepare): the corpus it
 // was read from and every setting that shaped what it holds. It is stored
@@ -65,6 +68,14 @@ type PreparedDense struct {
 	Window        string `json:"window"` // dataset.EmbedWindow(...).Desc(): the cut the vectors were embedded with
 	Vectors       int    `json:"vectors"`
 	Failed        int    `json:"failed,omitempty"` // passages the embedder refused (left out of the dense index)
+	// The dense index built over the vectors (STORE/index/IndexFile in the
+	// folder): its search mode, lists and fingerprint. Shards map this file
+	// read-only and never build their own; a run whose index settings
+	// differ is refused.
+	IndexMode  string `json:"index_mode"`  // exact | approx
+	IndexLists int    `json:"index_lists"` // k-means lists (1: exact)
+	IndexFile  string `json:"index_file"`
+	IndexFP    string `json:"index_fingerprint"`
 }
 
 // PreparedMetaFor is the description a prepare with cfg writes, before the
@@ -130,11 +141,13 @@ func CheckPrepared(m PreparedMeta, cfg *pipeline.Config, dir string) error {
 		return err
 	}
 	win := dataset.EmbedWindow(cfg, nil).Desc()
+	meta := dataset.CorpusMeta{SHA256: m.SHA256, Passages: m.Passages}
 	for _, d := range runs {
 		found := false
 		for _, p := range m.Dense {
 			if p.Model == d.Model && p.PassagePrefix == d.PassagePrefix && p.Window == win {
 				found = true
+				diffs = append(diffs, indexDiffs(p, cfg, d, meta)...)
 			}
 		}
 		if !found {
@@ -158,6 +171,35 @@ func CheckPrepared(m PreparedMeta, cfg *pipeline.Config, dir string) error {
 		return fmt.Errorf("--prepared %s was made from another corpus or with other settings than this run:\n  %s", dir, strings.Join(diffs, "\n  "))
 	}
 	return nil
+}
+
+// indexDiffs names how the dense index prepared for p differs from the one
+// run d of cfg searches (none when the fingerprints agree). --dense-probe is
+// a search setting, free to differ between shards and the folder.
+func indexDiffs(p PreparedDense, cfg *pipeline.Config, d pipeline.DenseRun, meta dataset.CorpusMeta) []string {
+	if p.IndexFP == dataset.DenseIndexFP(cfg, d, meta) {
+		return nil
+	}
+	mode, params, _ := dataset.DenseIndexParams(cfg, meta.Passages)
+	var out []string
+	if p.IndexMode != mode {
+		out = append(out, fmt.Sprintf("--dense-index: the %s index was prepared %s %s, this run searches %s over %d passages; run synthq prepare with the run's --dense-index",
+			d.Model, orNone(p.IndexMode), indexDesc(p.IndexMode, p.IndexLists), mode, meta.Passages))
+	} else if p.IndexLists != params.Lists {
+		out = append(out, fmt.Sprintf("--dense-lists: the %s index was prepared with %d lists, this run has %d; run synthq prepare with the run's --dense-lists",
+			d.Model, p.IndexLists, params.Lists))
+	}
+	if len(out) == 0 { // the seed is named among the corpus settings
+		out = append(out, fmt.Sprintf("dense index of %s: prepared with fingerprint %.12s…, this run's is %.12s…", d.Model, p.IndexFP, dataset.DenseIndexFP(cfg, d, meta)))
+	}
+	return out
+}
+
+func indexDesc(mode string, lists int) string {
+	if mode == "approx" || lists > 1 {
+		return fmt.Sprintf("(IVF, %d lists)", lists)
+	}
+	return "(one list)"
 }
 
 func orNone(s string) string {
@@ -226,8 +268,9 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		vc := &vectorCache{st: st, emb: deps.Embedders[i], model: d.Model, concurrency: deps.workers(cfg, "embed"),
 			batch: cfg.EmbedBatch, retryFailed: cfg.RetryFailed, counters: counters, progress: env.Progress,
 			scope: cfg.FailureScope(), window: win}
-		_, params, _ := dataset.DenseIndexParams(cfg, cm.Passages)
-		index, err := vc.passageIndex(ctx, d.PassagePrefix, dataset.DenseIndexFP(cfg, d, cm), params)
+		mode, params, _ := dataset.DenseIndexParams(cfg, cm.Passages)
+		fp := dataset.DenseIndexFP(cfg, d, cm)
+		index, err := vc.passageIndex(ctx, d.PassagePrefix, fp, params)
 		if err != nil {
 			return fmt.Errorf("prepare: embed the corpus with %s: %w", d.Model, err)
 		}
@@ -236,7 +279,8 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		c.Add("passage_vectors_embedded", snap["passage_vectors_embedded"])
 		c.Add("passage_vectors_cached", snap["passage_vectors_cached"])
 		m.Dense = append(m.Dense, PreparedDense{Model: d.Model, PassagePrefix: d.PassagePrefix, Window: win,
-			Vectors: index.Len(), Failed: int(snap["passage_embedding_failed"])})
+			Vectors: index.Len(), Failed: int(snap["passage_embedding_failed"]),
+			IndexMode: mode, IndexLists: params.Lists, IndexFile: filepath.Base(index.Path()), IndexFP: fp})
 	}
 	if slices.Contains(cfg.Retrievers, "bm25") {
 		if m.BM25, err = prepareBM25(ctx, env, cfg.Out, cm); err != nil {

@@ -37,19 +37,15 @@ type vectorCache struct {
 	window      string // the embedder's window (dataset.EmbedWindow.Desc), part of failure keys
 }
 
-// key is where the vector of text is stored: by model and the text as sent
-// (cut to the embedder's window when the embedder cuts), so a changed
-// window embeds again only the texts whose cut changes.
+// key is where the vector of text is stored: by model and the embedder's
+// Key of the text (the text as sent, cut to the embedder's window, when
+// the embedder cuts), so a changed window embeds again only the texts whose
+// cut changes.
 func (vc *vectorCache) key(text string) string {
-	return dataset.VecKey(vc.model, vc.cut(text))
-}
-
-// cut is the text as the embedder sends it.
-func (vc *vectorCache) cut(text string) string {
-	if c, ok := vc.emb.(interface{ Cut(string) string }); ok {
-		return c.Cut(text)
+	if c, ok := vc.emb.(interface{ Key(string) string }); ok {
+		text = c.Key(text)
 	}
-	return text
+	return dataset.VecKey(vc.model, text)
 }
 
 // failKey is where a passage the embedder refused is recorded: by model,
@@ -185,8 +181,11 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 // and writes all vectors, in passage-id order, into the run's index file
 // (STORE/index/dense-<fp>.ivf: one flat list for exact search, k-means
 // lists for approximate search), which is memory-mapped, never held in Go
-// slices. A file written before under the same fingerprint, in the
-// prepared corpus's folder or the run's store, is opened as it is. A passage the embedder refuses even alone is recorded as
+// slices. A file written before under the same fingerprint in the run's
+// store is opened as it is; on a prepared corpus (vc.prep) the prepared
+// folder's file is opened read-only and nothing is built (an error when it
+// is missing or built with other settings). Counters: dense_index_built,
+// dense_index_prepared. A passage the embedder refuses even alone is recorded as
 // a failed item of the mine stage and left out of the index (BM25 still
 // finds it). Memory: one chunk of texts and vectors, 4 bytes a passage
 // while the lists are sorted, and the mapped file's pages.
@@ -194,15 +193,28 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix, fp string, para
 	name := "dense-" + fp[:min(len(fp), 24)] + ".ivf"
 	dir := filepath.Join(vc.st.Path(), "index")
 	file := filepath.Join(dir, name)
-	look := []string{file}
-	if vc.prep != nil { // a prepared corpus's index first (read-only, shared)
-		look = append([]string{filepath.Join(vc.prep.Path(), "index", name)}, look...)
+	if vc.prep != nil {
+		// A prepared corpus's index, mapped read-only and shared by every
+		// shard: never built again here (CheckPrepared has compared the
+		// settings it was built with).
+		f := filepath.Join(vc.prep.Path(), "index", name)
+		h, err := retriever.ReadIVFHeader(f)
+		if err == nil && h.Fingerprint != fp {
+			err = fmt.Errorf("built for other vectors or settings (fingerprint %.12s…, this run's %.12s…)", h.Fingerprint, fp)
+		}
+		var ix *retriever.IVF
+		if err == nil {
+			ix, err = retriever.OpenIVF(f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dense index of the prepared corpus: %w; run synthq prepare again on its folder", err)
+		}
+		vc.counters.Add("dense_index_prepared", 1)
+		return ix, nil
 	}
-	for _, f := range look {
-		if h, err := retriever.ReadIVFHeader(f); err == nil && h.Fingerprint == fp {
-			if ix, err := retriever.OpenIVF(f); err == nil {
-				return ix, nil
-			}
+	if h, err := retriever.ReadIVFHeader(file); err == nil && h.Fingerprint == fp {
+		if ix, err := retriever.OpenIVF(file); err == nil {
+			return ix, nil
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -293,5 +305,8 @@ func (vc *vectorCache) passageIndex(ctx context.Context, prefix, fp string, para
 		sb.Finish()
 	}
 	w = nil
+	if err == nil {
+		vc.counters.Add("dense_index_built", 1)
+	}
 	return ix, err
 }

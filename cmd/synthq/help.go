@@ -37,7 +37,7 @@ func flagGroups(command string) []flagGroup {
 			"seed", "layout", "format", "scores", "query-instruction", "corpus-license"}},
 		{"Servers: concurrency, limits, failures", []string{"concurrency", "llm-concurrency", "teacher-concurrency",
 			"embed-concurrency", "max-concurrency", "rpm", "tpm", "teacher-rpm", "max-retries", "request-timeout",
-			"max-outage", "grace", "retry-failed", "no-overlap"}},
+			"max-outage", "grace", "retry-failed", "tolerate-failed", "no-overlap"}},
 		{"Query adapter", []string{"adapter", "rank", "epochs", "patience", "batch-size", "lr", "infonce", "learn-temp"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
 	}
@@ -483,4 +483,26 @@ func interleave(cmds []*cli.Command, args []string) []string {
 		}
 	}
 	return append(out, pos...)
+}
+
+// helpCommand replaces urfave/cli's: `synthq help COMMAND` shows the same
+// help as `synthq COMMAND --help`, `synthq help` the commands, and an
+// unknown COMMAND is the same one-line usage error (exit 2) as `synthq
+// COMMAND`, not urfave's "No help topic".
+func helpCommand() *cli.Command {
+	return &cli.Command{
+		Name: "help", Aliases: []string{"h"}, Usage: "show the commands, or one command's flags", ArgsUsage: "[command]",
+		Action: func(c *cli.Context) error {
+			name := c.Args().First()
+			switch {
+			case name == "":
+				return cli.ShowAppHelp(c)
+			case c.App.Command(name) != nil:
+				// From the app's context: the help command's own has
+				// (no) subcommands, where urfave would look.
+				return cli.ShowCommandHelp(c.Lineage()[1], name)
+			}
+			return unknownCommand(c)
+		},
+	}
 }

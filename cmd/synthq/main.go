@@ -34,11 +34,19 @@ const (
 	exitInterrupted = 130
 )
 
-// failedItemsError is returned when a run completes with failed items.
-type failedItemsError struct{ n int }
+// failedItemsError is returned when a run completes with failed items
+// (more than --tolerate-failed of the queries asked, when it is set).
+type failedItemsError struct {
+	n, asked  int
+	tolerated float64
+}
 
 func (e failedItemsError) Error() string {
-	return fmt.Sprintf("done with %d failed items (see `synthq stats`; re-run with --retry-failed to try them again)", e.n)
+	over := ""
+	if e.tolerated > 0 {
+		over = fmt.Sprintf(", %.2f%% of %d queries asked, above --tolerate-failed %g", 100*float64(e.n)/float64(max(e.asked, 1)), e.asked, e.tolerated)
+	}
+	return fmt.Sprintf("done with %d failed items%s (see `synthq stats`; re-run with --retry-failed to try them again)", e.n, over)
 }
 
 // main stops gracefully: the first SIGINT/SIGTERM stops new work and lets
@@ -162,8 +170,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5
 
 synthq COMMAND --help lists a command's flags, grouped by concern.`,
-		HideVersion:    true, // our own --version and version command (versionString)
-		Flags:          []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"}},
+		HideVersion: true, // our own --version and version command (versionString)
+		// cli.HelpFlag by hand: urfave adds it only beside its own help
+		// command, which helpCommand replaces.
+		Flags:          []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"}, cli.HelpFlag},
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -173,7 +183,7 @@ synthq COMMAND --help lists a command's flags, grouped by concern.`,
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{runCommand(), prepareCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
-			adaptCommand(), reportCommand(), versionCommand()},
+			adaptCommand(), reportCommand(), versionCommand(), helpCommand()},
 	}
 	for _, cmd := range app.Commands {
 		setCategories(cmd)

@@ -251,3 +251,96 @@ func TestPreparedRefusesOtherSettings(t *testing.T) {
 		t.Errorf("empty folder as --prepared: exit %d: %s", code, msg)
 	}
 }
+
+// ivfFiles lists the dense index files under dir.
+func ivfFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".ivf") {
+			out = append(out, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// With an approximate (IVF) index, prepare builds it once into the folder;
+// the shards map that file read-only (they build no k-means and write no
+// list file of their own) and their merge is byte-identical to one machine
+// searching the same index. Shards whose index settings differ from the
+// folder's are refused, naming the setting; --dense-probe, a search
+// setting, may differ.
+func TestPreparedApproxIndexBuiltOnce(t *testing.T) {
+	ref := t.TempDir()
+	_, _, args := fakeArgs(t, "tei", ref)
+	emb := fakes.NewEmbedder("vllm", "e5", 32)
+	t.Cleanup(emb.Close)
+	args = append(args, "--retriever", "bm25,dense", "--embed-url", emb.URL(), "--embed-model", "e5",
+		"--passage-prefix", "passage: ", "--dense-index", "approx", "--dense-lists", "4", "--dense-probe", "2")
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("single machine: exit %d: %s", code, msg)
+	}
+	if c := manifestOf(t, ref).Stages["mine"].Counts; c["dense_index_built"] != 1 {
+		t.Fatalf("single machine: counts %v, want one dense index built", c)
+	}
+
+	prep := t.TempDir()
+	prepArgs := append(append([]string{"prepare"}, args[1:]...), "--out", prep)
+	if code, msg := synthq(t, context.Background(), prepArgs...); code != 0 {
+		t.Fatalf("prepare: exit %d: %s", code, msg)
+	}
+	built := ivfFiles(t, prep)
+	if len(built) != 1 {
+		t.Fatalf("prepare wrote %d index files, want 1: %v", len(built), built)
+	}
+	before := treeDigest(t, prep)
+
+	var stores []string
+	for i := 0; i < 2; i++ {
+		out := t.TempDir()
+		stores = append(stores, filepath.Join(out, "store"))
+		shardArgs := append(append([]string{}, args...), "--out", out, "--shard", fmt.Sprintf("%d/2", i), "--prepared", prep)
+		if code, msg := synthq(t, context.Background(), shardArgs...); code != 0 {
+			t.Fatalf("shard %d: exit %d: %s", i, code, msg)
+		}
+		if f := ivfFiles(t, out); len(f) != 0 {
+			t.Errorf("shard %d built its own index: %v", i, f)
+		}
+		c := manifestOf(t, out).Stages["mine"].Counts
+		if c["dense_index_built"] != 0 || c["dense_index_prepared"] != 1 {
+			t.Errorf("shard %d: dense_index_built %d, dense_index_prepared %d; want 0 and 1", i, c["dense_index_built"], c["dense_index_prepared"])
+		}
+		if dix := manifestOf(t, out).DenseIndex; len(dix) != 1 || dix[0].Mode != "approx" || dix[0].Lists != 4 || dix[0].File != built[0] {
+			t.Errorf("shard %d: dense index record %+v, want the prepared approx index %s", i, dix, built[0])
+		}
+	}
+	if after := treeDigest(t, prep); after != before {
+		t.Errorf("the shards changed the prepared folder")
+	}
+	merged := t.TempDir()
+	if code, msg := synthq(t, context.Background(), append([]string{"export", "--quiet", "--out", merged, "--merge"}, stores...)...); code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, msg)
+	}
+	sameFiles(t, ref, merged)
+
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"other lists", []string{"--dense-lists", "8"}, "--dense-lists: the e5 index was prepared with 4 lists, this run has 8"},
+		{"exact search", []string{"--dense-index", "exact"}, "--dense-index: the e5 index was prepared approx (IVF, 4 lists), this run searches exact"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shardArgs := append(append(append([]string{}, args...), tc.extra...), "--out", t.TempDir(), "--shard", "0/2", "--prepared", prep)
+			code, msg := synthq(t, context.Background(), shardArgs...)
+			if code != exitError || !strings.Contains(msg, tc.want) {
+				t.Errorf("exit %d, want %d and %q:\n%s", code, exitError, tc.want, msg)
+			}
+		})
+	}
+}

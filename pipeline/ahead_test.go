@@ -1,0 +1,53 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestStageErrorStopsWorkAhead: when a stage fails, the items it already
+// announced to a stage working ahead (queued up to aheadBuffer) send no
+// further request: at most the one in flight and the one handed over
+// finish. The consumer here ignores AheadStopped, as a careless Ahead
+// would; AheadOf alone must hold the bound. A second consumer that checks
+// AheadStopped, as label and mine do, starts nothing after the error.
+func TestStageErrorStopsWorkAhead(t *testing.T) {
+	for _, careful := range []bool{false, true} {
+		var requests, atError atomic.Int64
+		first := make(chan struct{})
+		var once atomic.Bool
+		failed := errors.New("llm server misconfigured")
+		producer := Stage{Name: "generate", Announces: true, Run: func(ctx context.Context, env *Env) error {
+			for i := 0; i < 2000; i++ {
+				env.Announce("generate", i)
+			}
+			<-first
+			atError.Store(requests.Load())
+			return failed
+		}}
+		consumer := Stage{Name: "label", Run: func(context.Context, *Env) error { return nil },
+			Ahead: AheadOf(func(ctx context.Context, env *Env, in <-chan int) error {
+				for range in {
+					if careful && env.AheadStopped() {
+						continue
+					}
+					requests.Add(1) // a paid request
+					if once.CompareAndSwap(false, true) {
+						close(first)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				return nil
+			})}
+		err := Run(context.Background(), &Env{}, []Stage{producer, consumer})
+		if !errors.Is(err, failed) {
+			t.Fatalf("careful=%v: Run: %v, want the stage's error", careful, err)
+		}
+		if extra := requests.Load() - atError.Load(); extra > 2 {
+			t.Errorf("careful=%v: %d requests after the stage error (%d in all of 2,000 queued), want at most 2", careful, extra, requests.Load())
+		}
+	}
+}
