@@ -80,7 +80,7 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return err
 	}
-	sel, err := LoadSelection(ctx, st, env.Config)
+	sel, err := LoadSelection(ctx, st, env.Config, env.Progress)
 	if err != nil {
 		return err
 	}
