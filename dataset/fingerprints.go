@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"context"
+
 	"github.com/synthq/synthq/internal/window"
 	"github.com/synthq/synthq/pipeline"
 )
@@ -23,17 +25,28 @@ func TeacherFingerprint(cfg *pipeline.Config) string {
 // </s>), with a margin.
 const TeacherReserve = 8
 
+// ServerTokenizer is the --teacher-tokenizer / --embed-tokenizer value that
+// counts tokens with the model server's own tokenizer (its /tokenize route)
+// instead of a tokenizer.json.
+const ServerTokenizer = "server"
+
 // TeacherWindow is the cut of passages for the teacher: the query and the
 // passage together within cfg.TeacherMaxTokens (none when it is negative),
-// counted by count (the --teacher-tokenizer's) or, when count is nil, by
-// tokens.Encoder. The fingerprint depends on it.
-func TeacherWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
-	if cfg.TeacherMaxTokens <= 0 {
+// counted by count (the --teacher-tokenizer's: a tokenizer.json's, or the
+// server's when it is ServerTokenizer) or, when none is set, by
+// tokens.Encoder. The fingerprint depends on it (Desc; count may be nil for
+// that).
+func TeacherWindow(cfg *pipeline.Config, count func(context.Context, string) (int, error)) window.Cutter {
+	return cutter(cfg.TeacherMaxTokens, TeacherReserve, cfg.TeacherTokenizer, count)
+}
+
+func cutter(maxTokens, reserve int, tokenizer string, count func(context.Context, string) (int, error)) window.Cutter {
+	if maxTokens <= 0 {
 		return window.Cutter{}
 	}
-	c := window.Cutter{MaxTokens: cfg.TeacherMaxTokens, Reserve: TeacherReserve}
-	if cfg.TeacherTokenizer != "" {
-		c.Count, c.CountName = count, cfg.TeacherTokenizer
+	c := window.Cutter{MaxTokens: maxTokens, Reserve: reserve}
+	if tokenizer != "" {
+		c.Count, c.CountName, c.Remote = count, tokenizer, tokenizer == ServerTokenizer
 	}
 	return c
 }
@@ -41,13 +54,6 @@ func TeacherWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
 // EmbedWindow is the cut of texts (prefix included) for the embedder:
 // cfg.EmbedMaxTokens less 2 for [CLS]/[SEP] (none when it is negative),
 // counted by count (the --embed-tokenizer's) or tokens.Encoder.
-func EmbedWindow(cfg *pipeline.Config, count func(string) int) window.Cutter {
-	if cfg.EmbedMaxTokens <= 0 {
-		return window.Cutter{}
-	}
-	c := window.Cutter{MaxTokens: cfg.EmbedMaxTokens, Reserve: 2}
-	if cfg.EmbedTokenizer != "" {
-		c.Count, c.CountName = count, cfg.EmbedTokenizer
-	}
-	return c
+func EmbedWindow(cfg *pipeline.Config, count func(context.Context, string) (int, error)) window.Cutter {
+	return cutter(cfg.EmbedMaxTokens, 2, cfg.EmbedTokenizer, count)
 }

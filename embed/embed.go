@@ -83,15 +83,23 @@ func (c *Client) Model() string { return c.cfg.Model }
 // refused a batch as too large).
 func (c *Client) Batch() int { return c.batch.Load() }
 
-// Cut returns text as it is sent: cut to the window (Config.Window).
-// Callers that store vectors key them by it.
-func (c *Client) Cut(text string) string {
-	t, _ := c.cfg.Window.Cut(text, 0)
+// Key is what the vector of text is stored under: the text as it is sent,
+// cut to the window (Config.Window), so that a changed window embeds again
+// only the texts whose cut changes. When the server counts the tokens
+// (Window.Remote) the cut is known only by asking it, and the key is the
+// window's description and the whole text instead: no request to find a
+// stored vector. Cost: one local count, or a binary search of counts for a
+// text over the window.
+func (c *Client) Key(text string) string {
+	if c.cfg.Window.Remote {
+		return c.cfg.Window.Desc() + "\x00" + text
+	}
+	t, _, _ := c.cfg.Window.Cut(context.Background(), text, 0) // a local count cannot fail
 	return t
 }
 
 // Embed returns one unit-length vector per text, in input order, sending
-// batches of at most Batch texts, each text cut to the window first (Cut).
+// batches of at most Batch texts, each text cut to the window first.
 // A batch the server refuses as too large (TEI's "batch size N > maximum
 // allowed batch size M", httpx.BatchTooLarge) is halved, and the smaller size
 // kept. A batch refused for its content (an httpx.Item fault: a message that
@@ -110,7 +118,9 @@ func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, f
 	if c.cfg.Window.MaxTokens > 0 {
 		cut := make([]string, len(texts))
 		for i, t := range texts {
-			cut[i] = c.Cut(t)
+			if cut[i], _, err = c.cfg.Window.Cut(ctx, t, 0); err != nil {
+				return nil, nil, err
+			}
 		}
 		texts = cut
 	}
@@ -137,10 +147,10 @@ func (c *Client) Embed(ctx context.Context, texts []string) (vecs [][]float32, f
 // server's last words when the text is still refused (or refused for
 // another reason, or no window is set); err is for what is not the item's.
 func (c *Client) again(ctx context.Context, text string, out [][]float32, msg string) (string, error) {
-	msg, err := batch.Again(msg, func(msg string) bool {
-		cut, ok := c.cfg.Window.Recut(text, 0, msg)
+	msg, err := batch.Again(msg, func(msg string) (bool, error) {
+		cut, ok, err := c.cfg.Window.Recut(ctx, text, 0, msg)
 		text = cut
-		return ok
+		return ok, err
 	}, func() error {
 		got, err := c.call(ctx, []string{text})
 		if err == nil {

@@ -163,7 +163,11 @@ type Config struct {
 	MaxRetries     int           `json:"max_retries"`
 	RequestTimeout time.Duration `json:"request_timeout"`
 	RetryFailed    bool          `json:"retry_failed"`
-	Quiet          bool          `json:"-"`
+	// TolerateFailed is the share of failed items (per query asked) a
+	// finished run may have and still exit 0; above it, or with any failed
+	// item at 0 (the default), it exits 3. It changes no output.
+	TolerateFailed float64 `json:"tolerate_failed,omitempty"`
+	Quiet          bool    `json:"-"`
 	// NoOverlap runs the stages strictly in turn (for comparison: the
 	// exports are the same bytes either way).
 	NoOverlap bool `json:"-"`
@@ -273,6 +277,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.QueriesPerType < 1:
 		return fmt.Errorf("--queries-per-type must be at least 1, got %d", c.QueriesPerType)
+	case c.TolerateFailed < 0 || c.TolerateFailed > 1:
+		return fmt.Errorf("--tolerate-failed must be a share between 0 and 1 (0.01: 1%% of the queries asked), got %g", c.TolerateFailed)
 	case c.Candidates < 1:
 		return fmt.Errorf("--candidates must be at least 1, got %d", c.Candidates)
 	case c.ListSize < 2:
@@ -388,7 +394,7 @@ func (c *Config) Fingerprint() string {
 	cc.LLMURLs, cc.TeacherURLs, cc.EmbedURLs, cc.EmbedBatch = nil, nil, nil, 0
 	cc.Concurrency, cc.MaxRetries, cc.RequestTimeout, cc.RetryFailed, cc.TeacherBatch = 0, 0, 0, false, 0
 	cc.LLMConcurrency, cc.TeacherConcurrency, cc.EmbedConcurrency, cc.MaxConcurrency, cc.MaxOutage, cc.Grace = 0, 0, 0, 0, 0, 0
-	cc.Shard = ""
+	cc.Shard, cc.TolerateFailed = "", 0
 	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
 	// The plain encoding (durations and concurrency as numbers, as before
 	// MarshalJSON wrote them as a person reads them), so fingerprints of

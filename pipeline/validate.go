@@ -18,7 +18,7 @@ func (c *Config) validateFinite() error {
 		{"temperature", c.Temperature}, {"top-p", c.TopP}, {"rpm", c.RPM}, {"tpm", c.TPM},
 		{"teacher-rpm", c.TeacherRPM}, {"price-input", c.PriceInput}, {"price-output", c.PriceOutput},
 		{"dedup-threshold", c.DedupThreshold}, {"bm25-k1", c.BM25K1}, {"bm25-b", c.BM25B},
-		{"min-top-percentile", c.MinTopPercentile}, {"dev-fraction", c.DevFraction},
+		{"min-top-percentile", c.MinTopPercentile}, {"dev-fraction", c.DevFraction}, {"tolerate-failed", c.TolerateFailed},
 	} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("--%s must be a finite number, got %g", f.flag, f.v)

@@ -37,19 +37,15 @@ type vectorCache struct {
 	window      string // the embedder's window (dataset.EmbedWindow.Desc), part of failure keys
 }
 
-// key is where the vector of text is stored: by model and the text as sent
-// (cut to the embedder's window when the embedder cuts), so a changed
-// window embeds again only the texts whose cut changes.
+// key is where the vector of text is stored: by model and the embedder's
+// Key of the text (the text as sent, cut to the embedder's window, when
+// the embedder cuts), so a changed window embeds again only the texts whose
+// cut changes.
 func (vc *vectorCache) key(text string) string {
-	return dataset.VecKey(vc.model, vc.cut(text))
-}
-
-// cut is the text as the embedder sends it.
-func (vc *vectorCache) cut(text string) string {
-	if c, ok := vc.emb.(interface{ Cut(string) string }); ok {
-		return c.Cut(text)
+	if c, ok := vc.emb.(interface{ Key(string) string }); ok {
+		text = c.Key(text)
 	}
-	return text
+	return dataset.VecKey(vc.model, text)
 }
 
 // failKey is where a passage the embedder refused is recorded: by model,

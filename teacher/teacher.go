@@ -131,10 +131,15 @@ func (h *Client) Score(ctx context.Context, query string, passages []string) ([]
 // that cannot rerank, a missing route) and Endpoint faults are errors.
 func (h *Client) ScorePartial(ctx context.Context, query string, passages []string) ([]float32, map[int]string, error) {
 	if h.cfg.Window.MaxTokens > 0 {
-		used := h.cfg.Window.Tokens(query)
+		used, err := h.cfg.Window.Tokens(ctx, query)
+		if err != nil {
+			return nil, nil, err
+		}
 		cut := make([]string, len(passages))
 		for i, p := range passages {
-			cut[i], _ = h.cfg.Window.Cut(p, used)
+			if cut[i], _, err = h.cfg.Window.Cut(ctx, p, used); err != nil {
+				return nil, nil, err
+			}
 		}
 		passages = cut
 	}
@@ -166,10 +171,14 @@ func (h *Client) CutAgain() int64 { return h.recut.Load() }
 // refused for another reason, or no window is set); err is for what is not
 // the item's.
 func (h *Client) again(ctx context.Context, query, passage string, out []float32, msg string) (string, error) {
-	msg, err := batch.Again(msg, func(msg string) bool {
-		cut, ok := h.cfg.Window.Recut(passage, h.cfg.Window.Tokens(query), msg)
+	msg, err := batch.Again(msg, func(msg string) (bool, error) {
+		used, err := h.cfg.Window.Tokens(ctx, query)
+		if err != nil {
+			return false, err
+		}
+		cut, ok, err := h.cfg.Window.Recut(ctx, passage, used, msg)
 		passage = cut
-		return ok
+		return ok, err
 	}, func() error {
 		scores, err := h.call(ctx, query, []string{passage})
 		if err == nil {

@@ -95,7 +95,7 @@ func retrieverFlags() []cli.Flag {
 		secret("embed-api-key", "API key for the embeddings server (env SYNTHQ_EMBED_API_KEY); never logged or stored"),
 		integer("embed-batch", 64, "texts per embeddings request (halved automatically if the server refuses the size)"),
 		integer("embed-max-tokens", 512, "the embedder's window: each text (prefix included) is cut at a word boundary to fit it, counted by --embed-tokenizer or estimated at 3 bytes a token (-1: no cut)"),
-		str("embed-tokenizer", "", "the embedding model's tokenizer.json (byte-level BPE) for exact counts in the --embed-max-tokens cut (default: the estimate)"),
+		str("embed-tokenizer", "", "the embedding model's tokenizer.json (byte-level BPE) for exact counts in the --embed-max-tokens cut, or \"server\" to count with the embeddings server's own POST /tokenize (llama.cpp, vLLM, TEI; a request per text) (default: the estimate)"),
 		rawStrs("query-prefix", "text put before every query for the embedding model, e.g. \"query: \" (E5); repeat once per --embed-model"),
 		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
 		str("dense-index", "auto", "dense search: exact | approx (IVF: k-means lists, the nearest --dense-probe searched; recall against exact is measured on a sample and recorded) | auto (exact up to 100,000 passages)"),
@@ -180,7 +180,7 @@ func runFlags() []cli.Flag {
 		secret("teacher-api-key", "API key for the teacher server (env SYNTHQ_TEACHER_API_KEY); never logged or stored"),
 		integer("teacher-batch", 32, "passages per teacher request"),
 		integer("teacher-max-tokens", 512, "the teacher's window: each passage is cut at a word boundary so that query and passage fit it, counted by --teacher-tokenizer or estimated at 3 bytes a token (-1: no cut)"),
-		str("teacher-tokenizer", "", "the teacher model's tokenizer.json (byte-level BPE) for exact counts in the --teacher-max-tokens cut (default: the estimate)"),
+		str("teacher-tokenizer", "", "the teacher model's tokenizer.json (byte-level BPE) for exact counts in the --teacher-max-tokens cut, or \"server\" to count with the teacher's own POST /tokenize (llama.cpp, vLLM, TEI; a request per text) (default: the estimate)"),
 		str("teacher-input", "title+text", "what the teacher reads of a passage: title+text | text"),
 		str("shard", "", "i/N: generate for this machine's share of the passages (by id hash); then merge the N stores with synthq export --merge. auto/N (or auto) takes i from the scheduler: SLURM_ARRAY_TASK_ID (Slurm job arrays) or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)"),
 		str("prepared", "", "folder made by synthq prepare: read its passages, selection and passage vectors (read-only, shared by every shard) instead of reading and embedding the corpus"),
@@ -194,6 +194,7 @@ func runFlags() []cli.Flag {
 		integer("max-retries", pipeline.DefaultMaxRetries, "retries of a failed request (429, 5xx, timeouts, resets, invalid JSON)"),
 		duration("request-timeout", 60*time.Second, "timeout of one request attempt"),
 		boolean("retry-failed", false, "try again the items recorded as failed by an earlier run"),
+		float("tolerate-failed", 0, "share of failed items (per query asked) under which a finished run exits 0 instead of 3 (e.g. 0.01 for a shard on a scheduler, where exit 3 fails the task and blocks the merge)"),
 		boolean("no-overlap", false, "run the stages strictly in turn instead of mining and scoring queries as soon as they are written (same output, slower)"),
 		boolean("quiet", false, "no progress output"),
 	}
@@ -226,7 +227,7 @@ func configFrom(c *cli.Context) (*pipeline.Config, error) {
 		TeacherMaxTokens: c.Int("teacher-max-tokens"), TeacherTokenizer: c.String("teacher-tokenizer"),
 		MaxConcurrency: c.Int("max-concurrency"), MaxOutage: c.Duration("max-outage"), Grace: c.Duration("grace"),
 		MaxRetries: c.Int("max-retries"), RequestTimeout: c.Duration("request-timeout"),
-		RetryFailed: c.Bool("retry-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
+		RetryFailed: c.Bool("retry-failed"), TolerateFailed: c.Float64("tolerate-failed"), Quiet: c.Bool("quiet"), NoOverlap: c.Bool("no-overlap"), Shard: c.String("shard"),
 		Prepared: c.String("prepared"),
 	}
 	shard, err := pipeline.ResolveShard(cfg.Shard, os.Getenv)

@@ -86,6 +86,7 @@ func TestNumericFlagsZeroAndRange(t *testing.T) {
 		"min-top-percentile": f(func(c *pipeline.Config) float64 { return c.MinTopPercentile }, "101"),
 		"dev-fraction":       f(func(c *pipeline.Config) float64 { return c.DevFraction }, "1"),
 		"seed":               f(func(c *pipeline.Config) float64 { return float64(c.Seed) }),
+		"tolerate-failed":    f(func(c *pipeline.Config) float64 { return c.TolerateFailed }, "1.5"),
 	}
 	base := []string{"--offline", "--corpus", "c.jsonl", "--out", t.TempDir()}
 	if _, err := parseRun(t, base...); err != nil {

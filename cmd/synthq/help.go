@@ -37,7 +37,7 @@ func flagGroups(command string) []flagGroup {
 			"seed", "layout", "format", "scores", "query-instruction", "corpus-license"}},
 		{"Servers: concurrency, limits, failures", []string{"concurrency", "llm-concurrency", "teacher-concurrency",
 			"embed-concurrency", "max-concurrency", "rpm", "tpm", "teacher-rpm", "max-retries", "request-timeout",
-			"max-outage", "grace", "retry-failed", "no-overlap"}},
+			"max-outage", "grace", "retry-failed", "tolerate-failed", "no-overlap"}},
 		{"Query adapter", []string{"adapter", "rank", "epochs", "patience", "batch-size", "lr", "infonce", "learn-temp"}},
 		{"Cost and dry run", []string{"dry-run", "tokenizer", "price-input", "price-output"}},
 	}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +75,28 @@ func TestKubernetesRecipes(t *testing.T) {
 	if p := s.Template.Spec.RestartPolicy; p != corev1.RestartPolicyNever {
 		t.Errorf("shards: restartPolicy %q; backoffLimitPerIndex needs Never", p)
 	}
+	// Exit 3 (more failed items than --tolerate-failed) fails the index at
+	// once, not retried: a retry re-reports the same recorded items. The
+	// ConfigMap sets the share, so a few failed items exit 0.
+	failIndex3 := false
+	if s.PodFailurePolicy != nil {
+		for _, r := range s.PodFailurePolicy.Rules {
+			if e := r.OnExitCodes; e != nil && r.Action == batchv1.PodFailurePolicyActionFailIndex &&
+				e.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && slices.Contains(e.Values, exitFailedItems) &&
+				e.ContainerName != nil && *e.ContainerName == s.Template.Spec.Containers[0].Name {
+				failIndex3 = true
+			}
+		}
+	}
+	if !failIndex3 {
+		t.Errorf("shards: no podFailurePolicy rule failing the index on exit %d: %+v", exitFailedItems, s.PodFailurePolicy)
+	}
+	var settings struct {
+		TolerateFailed float64 `json:"tolerate-failed"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["job.yaml"]), &settings); err != nil || settings.TolerateFailed <= 0 {
+		t.Errorf("config.yaml: tolerate-failed %g (%v); want a share above 0, so a few failed items do not fail a shard", settings.TolerateFailed, err)
+	}
 	n := int(*s.Completions)
 	args := strings.Join(s.Template.Spec.Containers[0].Args, " ")
 	for _, want := range []string{"--shard auto/" + strconv.Itoa(n), "--prepared /work/prep", "--out /work/shard$JOB_COMPLETION_INDEX"} {
@@ -97,5 +123,48 @@ func TestKubernetesRecipes(t *testing.T) {
 		if claim != "synthq-work" {
 			t.Errorf("%s: work volume claim %q, want synthq-work", name, claim)
 		}
+	}
+}
+
+// The Slurm recipe treats synthq's exit status as the Kubernetes one does:
+// shards.sbatch passes it through, so exit 3 (more failed items than
+// --tolerate-failed) fails the array task and the merge (afterok) waits,
+// exit 0 lets it run; the shell itself adds no status of its own.
+func TestSlurmShardExitStatus(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script, err := filepath.Abs(filepath.Join("..", "..", "deploy", "slurm", "shards.sbatch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int{0, exitFailedItems, exitError} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			dir := t.TempDir()
+			fake := filepath.Join(dir, "synthq")
+			// The fake synthq records its arguments and exits with code.
+			body := fmt.Sprintf("#!/bin/sh\necho \"$@\" > %q\nexit %d\n", filepath.Join(dir, "args"), code)
+			if err := os.WriteFile(fake, []byte(body), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bash, script)
+			cmd.Env = append(os.Environ(), "SYNTHQ="+fake, "SYNTHQ_WORK="+dir, "SYNTHQ_SHARDS=4", "SLURM_ARRAY_TASK_ID=2")
+			out, err := cmd.CombinedOutput()
+			got := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				got = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if got != code {
+				t.Errorf("synthq exit %d: shards.sbatch exit %d, want %d: %s", code, got, code, out)
+			}
+			args, _ := os.ReadFile(filepath.Join(dir, "args"))
+			if want := "run --prepared " + dir + "/prep --shard auto/4 --out " + dir + "/shard2"; strings.TrimSpace(string(args)) != want {
+				t.Errorf("shards.sbatch ran synthq %q, want %q", args, want)
+			}
+		})
 	}
 }

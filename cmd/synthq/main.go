@@ -34,11 +34,19 @@ const (
 	exitInterrupted = 130
 )
 
-// failedItemsError is returned when a run completes with failed items.
-type failedItemsError struct{ n int }
+// failedItemsError is returned when a run completes with failed items
+// (more than --tolerate-failed of the queries asked, when it is set).
+type failedItemsError struct {
+	n, asked  int
+	tolerated float64
+}
 
 func (e failedItemsError) Error() string {
-	return fmt.Sprintf("done with %d failed items (see `synthq stats`; re-run with --retry-failed to try them again)", e.n)
+	over := ""
+	if e.tolerated > 0 {
+		over = fmt.Sprintf(", %.2f%% of %d queries asked, above --tolerate-failed %g", 100*float64(e.n)/float64(max(e.asked, 1)), e.asked, e.tolerated)
+	}
+	return fmt.Sprintf("done with %d failed items%s (see `synthq stats`; re-run with --retry-failed to try them again)", e.n, over)
 }
 
 // main stops gracefully: the first SIGINT/SIGTERM stops new work and lets

@@ -247,6 +247,20 @@ func TestRealRerankWindow(t *testing.T) {
 // cut again from the count the server states: exit 0, no failed item, and
 // stats shows the inputs cut again.
 func TestRealWindowCutAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		// The estimate's cut is refused, then cut again from the stated count.
+		{"estimate", nil},
+		// Counted at the servers' own /tokenize: the first cut fits.
+		{"server-tokenizer", []string{"--teacher-tokenizer", "server", "--embed-tokenizer", "server"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { realWindowRun(t, tc.extra) })
+	}
+}
+
+func realWindowRun(t *testing.T, extra []string) {
 	k := needReal(t)
 	chat, emb, rr := k.chatServer(t, "-np", "4"), k.embedServer(t), k.rerankServer(t)
 	ec, rc := counter(t, emb), counter(t, rr)
@@ -270,8 +284,9 @@ func TestRealWindowCutAgain(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	code, msg := synthq(t, ctx, realRunArgs(corp, out, chat.URL, rc.URL, "--max-retries", "2",
-		"--retriever", "bm25,dense", "--embed-url", ec.URL+"/v1", "--embed-model", realEmbedModel)...)
+	args := append(realRunArgs(corp, out, chat.URL, rc.URL, "--max-retries", "2",
+		"--retriever", "bm25,dense", "--embed-url", ec.URL+"/v1", "--embed-model", realEmbedModel), extra...)
+	code, msg := synthq(t, ctx, args...)
 	t.Logf("exit %d; embed: %s; rerank: %s", code, ec, rc)
 	_, stats := synthq(t, context.Background(), "stats", "--store", filepath.Join(out, "store"))
 	t.Logf("stats: %s", clip(stats, 3000))
@@ -283,6 +298,17 @@ func TestRealWindowCutAgain(t *testing.T) {
 	}
 	m := manifestOf(t, out)
 	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	if extra != nil {
+		// Exact counts: nothing refused, nothing cut again.
+		if mine["texts_cut_again"] != 0 || lab["candidates_cut_again"] != 0 || ec.Answers("/v1/embeddings", 500) != 0 {
+			t.Errorf("counted at the servers: mine texts_cut_again %d, label candidates_cut_again %d, embedder refusals %d; want none",
+				mine["texts_cut_again"], lab["candidates_cut_again"], ec.Answers("/v1/embeddings", 500))
+		}
+		if ec.Answers("/tokenize", 200) == 0 || rc.Answers("/tokenize", 200) == 0 {
+			t.Errorf("/tokenize never asked: embed %s, rerank %s", ec, rc)
+		}
+		return
+	}
 	if mine["texts_cut_again"] < 2 || lab["candidates_cut_again"] < 1 {
 		t.Errorf("mine texts_cut_again %d, label candidates_cut_again %d: want the tables of contents cut again for both servers",
 			mine["texts_cut_again"], lab["candidates_cut_again"])

@@ -102,6 +102,23 @@ func TestPermanentFailure(t *testing.T) {
 	if code, _ := synthq(t, context.Background(), args...); code != exitFailedItems || llm.Counter.Total() != n {
 		t.Errorf("re-run: exit %d, %d new requests; want 3 and none", code, llm.Counter.Total()-n)
 	}
+	// --tolerate-failed: 2 failed of 80 queries asked (40 passages × 2
+	// types) is 2.5%: exit 3 above the share, 0 (with a warning) within it.
+	for _, tc := range []struct {
+		share string
+		code  int
+		want  string
+	}{
+		{"0.02", exitFailedItems, "done with 2 failed items, 2.50% of 80 queries asked, above --tolerate-failed 0.02"},
+		{"0.03", 0, "warning: done with 2 failed items, 2.50% of 80 queries asked, within --tolerate-failed 0.03: exit 0"},
+	} {
+		if code, msg := synthq(t, context.Background(), append(args, "--tolerate-failed", tc.share)...); code != tc.code || !strings.Contains(msg, tc.want) {
+			t.Errorf("--tolerate-failed %s: exit %d, want %d and %q: %s", tc.share, code, tc.code, tc.want, msg)
+		}
+	}
+	if llm.Counter.Total() != n {
+		t.Errorf("--tolerate-failed sent %d requests, want none", llm.Counter.Total()-n)
+	}
 	// The server is fixed; --retry-failed sends exactly the two again.
 	llm.Fault = nil
 	if code, msg := synthq(t, context.Background(), append(args, "--retry-failed")...); code != 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/synthq/synthq/embed"
 	"github.com/synthq/synthq/internal/httpx"
 	"github.com/synthq/synthq/internal/redact"
+	"github.com/synthq/synthq/internal/window"
 	"github.com/synthq/synthq/llm"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/stages"
@@ -252,22 +253,39 @@ func summarise(env *pipeline.Env, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if n := len(fails); n > 0 {
-		return failedItemsError{n}
+	if len(fails) == 0 {
+		return nil
 	}
-	return nil
+	// The denominator: the generation slots, one query record each
+	// (kept, dropped or failed). Cost: one key scan.
+	asked, err := env.Store.Count(pipeline.PrefixQuery)
+	if err != nil {
+		return err
+	}
+	fe := failedItemsError{n: len(fails), asked: asked, tolerated: env.Config.TolerateFailed}
+	if tol := env.Config.TolerateFailed; tol > 0 && float64(fe.n) <= tol*float64(asked) {
+		fmt.Fprintf(log, "warning: done with %d failed items, %.2f%% of %d queries asked, within --tolerate-failed %g: exit 0 (see `synthq stats`; re-run with --retry-failed to try them again)\n",
+			fe.n, 100*float64(fe.n)/float64(max(asked, 1)), asked, tol)
+		return nil
+	}
+	return fe
 }
 
-// tokenCount loads a tokenizer.json for the cut of a window; nil for none.
-func tokenCount(path string) (func(string) int, error) {
-	if path == "" {
+// tokenCount is the count for the cut of a window: a tokenizer.json's,
+// the server's /tokenize (dataset.ServerTokenizer: through hc, the role's
+// HTTP client, at url), or nil for the estimate.
+func tokenCount(path string, hc httpx.Doer, url, apiKey, model, role string) (func(context.Context, string) (int, error), error) {
+	switch path {
+	case "":
 		return nil, nil
+	case dataset.ServerTokenizer:
+		return tokenize.NewServer(hc, url, apiKey, model, role).Count, nil
 	}
 	t, err := tokenize.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return t.Count, nil
+	return window.Local(t.Count), nil
 }
 
 // buildDeps makes the generator and teacher for cfg, and a function that
@@ -298,7 +316,7 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 	to := httpOptions(cfg, "teacher", cfg.TeacherURLs, log)
 	to.Limiter = httpx.NewLimiter(cfg.TeacherRPM, 0)
 	teachHTTP := httpx.New(to)
-	count, err := tokenCount(cfg.TeacherTokenizer)
+	count, err := tokenCount(cfg.TeacherTokenizer, teachHTTP, cfg.TeacherURLs[0], cfg.TeacherAPIKey, cfg.TeacherModel, "teacher")
 	if err != nil {
 		return nil, nil, fmt.Errorf("--teacher-tokenizer: %w", err)
 	}
@@ -319,7 +337,15 @@ func buildDeps(cfg *pipeline.Config, log io.Writer) (*stages.Deps, func() map[st
 			return probeAll(ctx, "LLM", cfg.LLMURLs, "/models", log)
 		},
 		ProbeTeacher: func(ctx context.Context) error {
-			return probeAll(ctx, "teacher", cfg.TeacherURLs, "/health", log)
+			if err := probeAll(ctx, "teacher", cfg.TeacherURLs, "/health", log); err != nil {
+				return err
+			}
+			if cfg.TeacherTokenizer == dataset.ServerTokenizer && cfg.TeacherMaxTokens > 0 {
+				// A server without /tokenize stops the run before any pair is scored.
+				_, err := count(ctx, "synthq")
+				return err
+			}
+			return nil
 		},
 	}
 	kind := sc.ScoreKind()
@@ -349,12 +375,12 @@ func buildEmbedders(cfg *pipeline.Config, log io.Writer) ([]stages.Embedder, []*
 	}
 	var out []stages.Embedder
 	var hcs []*httpx.Client
-	count, err := tokenCount(cfg.EmbedTokenizer)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--embed-tokenizer: %w", err)
-	}
 	for _, r := range runs {
 		hc := httpx.New(httpOptions(cfg, "embed", r.URLs, log))
+		count, err := tokenCount(cfg.EmbedTokenizer, hc, r.URLs[0], cfg.EmbedAPIKey, r.Model, "embed")
+		if err != nil {
+			return nil, nil, fmt.Errorf("--embed-tokenizer: %w", err)
+		}
 		e, err := embed.New(embed.Config{URL: r.URLs[0], Model: r.Model, APIKey: cfg.EmbedAPIKey, Batch: cfg.EmbedBatch, Doer: hc,
 			Window: dataset.EmbedWindow(cfg, count)})
 		if err != nil {

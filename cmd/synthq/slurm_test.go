@@ -131,6 +131,7 @@ concurrency: "2"
 dev-fraction: 0.2
 seed: 7
 grace: 3s
+tolerate-failed: 0.01
 quiet: true
 `, absCorpus, s.llm.URL(), model, s.rr.URL, s.emb.URL())
 	}

@@ -395,3 +395,46 @@ func TestWindowCutAgainFromServerCount(t *testing.T) {
 	}
 	t.Logf("mine %v\nlabel %v", mine, lab)
 }
+
+// The same servers with --teacher-tokenizer server --embed-tokenizer
+// server: synthq counts with the servers' own /tokenize (llama-server's
+// form, found by probing), so the first cut fits. No input is refused or
+// cut again, nothing fails, and each table of contents is counted at the
+// server. A teacher with no /tokenize (a hosted rerank API) stops the run
+// at once with a hint naming the flag.
+func TestWindowCountedByServer(t *testing.T) {
+	out := t.TempDir()
+	_, rr, args := fakeArgs(t, "cohere", out)
+	rr.Flavor, rr.MaxTokens = "llamacpp", 512
+	emb := fakes.NewEmbedder("llamacpp", "bge-base-en-v1.5-f16.gguf", 32)
+	emb.PhysicalBatch = 512
+	defer emb.Close()
+	args = append(withCorpus(args, tocCorpus(t)), "--query-types", "questions,titles", "--max-retries", "2",
+		"--retriever", "bm25,dense", "--embed-url", emb.Server.URL, "--embed-model", "bge", "--min-top-percentile", "0",
+		"--teacher-tokenizer", "server", "--embed-tokenizer", "server")
+	code, msg := synthq(t, context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: %s", code, msg)
+	}
+	if s := statsOf(t, out); len(s.Failures) != 0 {
+		t.Errorf("failures %+v, want none", s.Failures)
+	}
+	m := manifestOf(t, out)
+	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	if mine["texts_cut_again"] != 0 || lab["candidates_cut_again"] != 0 || lab["failed"] != 0 || mine["passage_embedding_failed"] != 0 {
+		t.Errorf("mine %v, label %v: counted by the server, nothing may be refused or cut again", mine, lab)
+	}
+	if rr.Tokenized.Load() == 0 || emb.Tokenized.Load() == 0 {
+		t.Errorf("/tokenize asked %d times at the teacher, %d at the embedder", rr.Tokenized.Load(), emb.Tokenized.Load())
+	}
+	t.Logf("tokenize requests: teacher %d, embedder %d", rr.Tokenized.Load(), emb.Tokenized.Load())
+
+	out = t.TempDir()
+	_, hosted, args := fakeArgs(t, "cohere", out)
+	hosted.MaxTokens = 512
+	code, msg = synthq(t, context.Background(), append(withCorpus(args, tocCorpus(t)), "--teacher-tokenizer", "server")...)
+	if code != exitError || !strings.Contains(msg, "--teacher-tokenizer server") || !strings.Contains(msg, "/tokenize") {
+		t.Errorf("a teacher without /tokenize: exit %d, want %d with a hint naming the flag: %s", code, exitError, msg)
+	}
+	t.Logf("no /tokenize: %s", msg)
+}

@@ -120,20 +120,23 @@ func (r *runner) sendRange(lo, hi int) error {
 // Again is the Alone of a client that cuts its inputs to a window: an input
 // the server refused alone as too long (httpx.TooLong of msg, the server's
 // words) is cut again by cut (window.Cutter.Recut from the count the
-// server states; false when it cannot cut further) and sent alone by send,
-// at most window.MaxRecuts times. It returns "" once send succeeds, or the
-// server's last words while the input is still refused (or refused for
-// another reason); err is for what is not the input's (a fault of another
-// kind than Item).
-func Again(msg string, cut func(msg string) bool, send func() error) (string, error) {
+// server states; false when it cannot cut further; an error when counting
+// failed) and sent alone by send, at most window.MaxRecuts times. It
+// returns "" once send succeeds, or the server's last words while the input
+// is still refused (or refused for another reason); err is for what is not
+// the input's (a fault of another kind than Item, from send or cut).
+func Again(msg string, cut func(msg string) (bool, error), send func() error) (string, error) {
 	if !httpx.TooLong(msg) {
 		return msg, nil
 	}
 	for n := 1; n <= window.MaxRecuts; n++ {
-		if !cut(msg) {
+		ok, err := cut(msg)
+		if err == nil && !ok {
 			break
 		}
-		err := send()
+		if err == nil {
+			err = send()
+		}
 		var f *httpx.Fault
 		switch {
 		case err == nil:

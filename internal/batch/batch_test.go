@@ -140,7 +140,7 @@ func TestAgain(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sent := 0
-			got, err := Again(tc.msg, func(string) bool { return tc.canCut }, func() error {
+			got, err := Again(tc.msg, func(string) (bool, error) { return tc.canCut, nil }, func() error {
 				sent++
 				if sent > len(tc.answers) {
 					return tooLong(999)

@@ -47,6 +47,7 @@ type Embedder struct {
 	Served        func(inputs []string) // called with the inputs of every successful answer
 	Counter       Counter
 	Inputs        atomic.Int64 // texts embedded
+	Tokenized     atomic.Int64 // POST /tokenize requests (the flavor's form, at the server's root)
 	Capacity
 }
 
@@ -66,6 +67,10 @@ func NewEmbedder(flavor, model string, dim int) *Embedder {
 	mux.HandleFunc("POST /v1/embeddings", f.gate(f.embed, func(w http.ResponseWriter) {
 		f.fail(w, 429, "Overloaded", "Model is overloaded")
 	}))
+	mux.HandleFunc("POST /tokenize", func(w http.ResponseWriter, r *http.Request) {
+		form := map[string]string{"llamacpp": "llama.cpp", "vllm": "vllm", "tei": "tei"}[f.Flavor]
+		tokenize(form, &f.Tokenized)(w, r)
+	})
 	f.Server = httptest.NewServer(mux)
 	return f
 }

@@ -494,7 +494,11 @@ type Reranker struct {
 	Fault    Fault
 	Counter  Counter
 	Pairs    atomic.Int64
-	Inspect  func(body []byte) // called with every request body
+	// Tokenized counts POST /tokenize requests: llama-server's form for
+	// Flavor "llamacpp", TEI's for API "tei", vLLM's for "vllm-score";
+	// a hosted Cohere-style API has no such route (404).
+	Tokenized atomic.Int64
+	Inspect   func(body []byte) // called with every request body
 	Capacity
 }
 
@@ -510,6 +514,18 @@ func NewReranker(api, model string, configure ...func(*Reranker)) *Reranker {
 	mux.HandleFunc("POST /rerank", f.gated(f.tei))
 	mux.HandleFunc("POST /v1/rerank", f.gated(f.cohere))
 	mux.HandleFunc("POST /score", f.gated(f.score))
+	mux.HandleFunc("POST /tokenize", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case f.Flavor == "llamacpp":
+			tokenize("llama.cpp", &f.Tokenized)(w, r)
+		case f.API == "tei":
+			tokenize("tei", &f.Tokenized)(w, r)
+		case f.API == "vllm-score":
+			tokenize("vllm", &f.Tokenized)(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 	f.Server = httptest.NewServer(mux)
 	return f
 }

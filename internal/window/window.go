@@ -7,6 +7,7 @@
 package window
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 	"unicode"
@@ -22,11 +23,23 @@ type Cutter struct {
 	// Reserve is the tokens the model's input format adds around the text
 	// ([CLS] … [SEP] … [SEP] for a cross-encoder pair).
 	Reserve int
-	// Count counts a text's tokens (a tokenizer.json's Count); nil: tokens.Encoder.
-	Count func(string) int
+	// Count counts a text's tokens: a tokenizer.json's (Local) or the
+	// model server's own (tokenize.Server, one request a count); nil:
+	// tokens.Encoder. Its errors are the Cutter's.
+	Count func(ctx context.Context, text string) (int, error)
 	// CountName names Count for fingerprints; "" means the estimate (and
 	// must be "" exactly when Count is nil).
 	CountName string
+	// Remote says that Count asks a server: a text's cut is known only by
+	// asking, so callers that key stored results by the cut text key them
+	// by the whole text and Desc instead (see embed.Client.Key).
+	Remote bool
+}
+
+// Local adapts a counter that cannot fail (a tokenizer.json's Count) to
+// Cutter.Count.
+func Local(count func(string) int) func(context.Context, string) (int, error) {
+	return func(_ context.Context, s string) (int, error) { return count(s), nil }
 }
 
 // MinTokens is the least a text keeps when the rest of the window is taken
@@ -40,41 +53,50 @@ func (c Cutter) Desc() string {
 		return ""
 	}
 	counter := "estimate-3-bytes"
-	if c.CountName != "" {
+	switch {
+	case c.Remote:
+		counter = "server-tokenize" // the model, in every fingerprint beside the window, names the tokenizer
+	case c.CountName != "":
 		counter = "tokenizer:" + c.CountName
 	}
 	return "window:" + strconv.Itoa(c.MaxTokens) + "-" + strconv.Itoa(c.Reserve) + ":" + counter
 }
 
-func (c Cutter) count(s string) int {
+func (c Cutter) count(ctx context.Context, s string) (int, error) {
 	if c.Count != nil {
-		return c.Count(s)
+		return c.Count(ctx, s)
 	}
-	return tokens.Encoder(s)
+	return tokens.Encoder(s), nil
 }
 
 // Tokens counts text as the cutter does.
-func (c Cutter) Tokens(text string) int { return c.count(text) }
+func (c Cutter) Tokens(ctx context.Context, text string) (int, error) { return c.count(ctx, text) }
 
 // Cut returns text cut so that it and used other tokens (a query sharing the
 // window) fit MaxTokens with the Reserve, and whether it was cut. The cut
 // falls on a word boundary (after the last whole word that fits; inside a
 // word only when the first word alone is too long), never inside a UTF-8
 // sequence. Cost: one count if the text fits, else a binary search over its
-// word boundaries (O(log words) counts).
-func (c Cutter) Cut(text string, used int) (string, bool) {
+// word boundaries (O(log words) counts: ~10 requests for a 1,000-word text
+// when Count asks a server). err is Count's.
+func (c Cutter) Cut(ctx context.Context, text string, used int) (string, bool, error) {
 	if c.MaxTokens <= 0 || text == "" {
-		return text, false
+		return text, false, nil
 	}
 	budget := max(c.MaxTokens-c.Reserve-used, MinTokens)
-	if c.count(text) <= budget {
-		return text, false
+	n, err := c.count(ctx, text)
+	if err != nil || n <= budget {
+		return text, false, err
 	}
-	return c.cutTo(text, budget), true
+	cut, err := c.cutTo(ctx, text, budget)
+	if err != nil {
+		return text, false, err
+	}
+	return cut, true, nil
 }
 
 // cutTo cuts text to at most budget tokens (see Cut).
-func (c Cutter) cutTo(text string, budget int) string {
+func (c Cutter) cutTo(ctx context.Context, text string, budget int) (string, error) {
 	// Ends of words: the index just past each word.
 	var ends []int
 	inWord := false
@@ -88,25 +110,33 @@ func (c Cutter) cutTo(text string, budget int) string {
 	lo, hi := 0, len(ends) // ends[:lo] fit; find the largest k with text[:ends[k-1]] fitting
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		if c.count(text[:ends[mid-1]]) <= budget {
+		n, err := c.count(ctx, text[:ends[mid-1]])
+		if err != nil {
+			return "", err
+		}
+		if n <= budget {
 			lo = mid
 		} else {
 			hi = mid - 1
 		}
 	}
 	if lo > 0 {
-		return text[:ends[lo-1]]
+		return text[:ends[lo-1]], nil
 	}
 	// The first word alone is over the budget: cut it by runes.
 	n := 0
 	for n < len(text) {
 		_, size := utf8.DecodeRuneInString(text[n:])
-		if c.count(text[:n+size]) > budget {
+		k, err := c.count(ctx, text[:n+size])
+		if err != nil {
+			return "", err
+		}
+		if k > budget {
 			break
 		}
 		n += size
 	}
-	return text[:n]
+	return text[:n], nil
 }
 
 // Stated reads what a server said when it refused an input as too long:
@@ -163,11 +193,15 @@ const RecutMargin = 0.9
 // three quarters of its count. ok is false when nothing is cut (no window
 // is set: the user asked for no cut) or the text cannot get shorter. Each
 // call shrinks the text, so a caller that retries a few times converges.
-func (c Cutter) Recut(text string, used int, msg string) (string, bool) {
+// err is Count's.
+func (c Cutter) Recut(ctx context.Context, text string, used int, msg string) (string, bool, error) {
 	if c.MaxTokens <= 0 || text == "" {
-		return text, false
+		return text, false, nil
 	}
-	have := c.count(text)
+	have, err := c.count(ctx, text)
+	if err != nil {
+		return text, false, err
+	}
 	budget := have * 3 / 4
 	if stated, limit, ok := Stated(msg); ok {
 		if limit <= 0 {
@@ -178,11 +212,11 @@ func (c Cutter) Recut(text string, used int, msg string) (string, bool) {
 	}
 	budget = min(budget, have-max(1, have/20)) // always shorter, by at least 5%
 	if budget < 1 {
-		return text, false
+		return text, false, nil
 	}
-	cut := c.cutTo(text, budget)
-	if cut == "" || len(cut) >= len(text) {
-		return text, false
+	cut, err := c.cutTo(ctx, text, budget)
+	if err != nil || cut == "" || len(cut) >= len(text) {
+		return text, false, err
 	}
-	return cut, true
+	return cut, true, nil
 }

@@ -1,6 +1,8 @@
 package window
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -37,7 +39,7 @@ func TestCut(t *testing.T) {
 				t.Errorf("cut to %d bytes %q", len(got), got[max(0, len(got)-12):])
 			}
 		}},
-		{"tokenizer, query counted", Cutter{MaxTokens: 50, Reserve: 5, Count: words, CountName: "words"}, long, 15, func(t *testing.T, got string, cut bool) {
+		{"tokenizer, query counted", Cutter{MaxTokens: 50, Reserve: 5, Count: Local(words), CountName: "words"}, long, 15, func(t *testing.T, got string, cut bool) {
 			if !cut || words(got) != 30 {
 				t.Errorf("kept %d words, want 50-5-15 = 30", words(got))
 			}
@@ -48,11 +50,15 @@ func TestCut(t *testing.T) {
 			}
 		}},
 	}
+	ctx := context.Background()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, cut := tc.c.Cut(tc.text, tc.used)
+			got, cut, err := tc.c.Cut(ctx, tc.text, tc.used)
+			if err != nil {
+				t.Fatal(err)
+			}
 			tc.check(t, got, cut)
-			if again, _ := tc.c.Cut(got, tc.used); again != got {
+			if again, _, _ := tc.c.Cut(ctx, got, tc.used); again != got {
 				t.Errorf("not idempotent: %d then %d bytes", len(got), len(again))
 			}
 		})
@@ -104,6 +110,7 @@ func TestRecutConverges(t *testing.T) {
 		return n
 	}
 	toc := strings.Repeat(". . . . . . 394 POLLINATION AND POLLEN TUBE GROWTH . . . . . . ", 60)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		name    string
 		reserve int
@@ -111,8 +118,8 @@ func TestRecutConverges(t *testing.T) {
 	}{{"embed", 2, ""}, {"teacher pair", 8, "how does the pollen tube grow toward the ovule"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Cutter{MaxTokens: 512, Reserve: tc.reserve}
-			used := c.Tokens(tc.query)
-			text, _ := c.Cut(toc, used)
+			used, _ := c.Tokens(ctx, tc.query)
+			text, _, _ := c.Cut(ctx, toc, used)
 			rounds := 0
 			for {
 				n := server(tc.query) + server(text) + tc.reserve
@@ -123,7 +130,10 @@ func TestRecutConverges(t *testing.T) {
 					t.Fatalf("still %d server tokens after 3 cuts again", n)
 				}
 				msg := fmt.Sprintf("input (%d tokens) is too large to process. increase the physical batch size (current batch size: 512)", n)
-				cut, ok := c.Recut(text, used, msg)
+				cut, ok, err := c.Recut(ctx, text, used, msg)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if !ok || len(cut) >= len(text) {
 					t.Fatalf("round %d: no shorter cut (%v)", rounds, ok)
 				}
@@ -139,7 +149,35 @@ func TestRecutConverges(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := (Cutter{}).Recut("text", 0, "input (600 tokens) is too large"); ok {
+	if _, ok, _ := (Cutter{}).Recut(ctx, "text", 0, "input (600 tokens) is too large"); ok {
 		t.Error("no window set: nothing may be cut again")
+	}
+}
+
+// A counter that asks a server passes its failure on (the request's fault,
+// for the caller to classify), never a guessed cut; a remote count is named
+// apart from a tokenizer.json of the same name in the fingerprint.
+func TestCountErrors(t *testing.T) {
+	ctx := context.Background()
+	down := errors.New("teacher endpoint down")
+	calls := 0
+	c := Cutter{MaxTokens: 20, Remote: true, CountName: "m", Count: func(_ context.Context, s string) (int, error) {
+		if calls++; calls > 1 {
+			return 0, down
+		}
+		return len(strings.Fields(s)), nil
+	}}
+	long := strings.Repeat("word ", 100)
+	if got, cut, err := c.Cut(ctx, long, 0); !errors.Is(err, down) || cut || got != long {
+		t.Errorf("Cut with a failing count: %d bytes, cut %v, err %v; want the text whole and the count's error", len(got), cut, err)
+	}
+	calls = 1
+	if _, ok, err := c.Recut(ctx, long, 0, "input (30 tokens) is too large"); !errors.Is(err, down) || ok {
+		t.Errorf("Recut with a failing count: ok %v, err %v", ok, err)
+	}
+	local := c
+	local.Remote = false
+	if c.Desc() == local.Desc() || !strings.Contains(c.Desc(), "server") {
+		t.Errorf("Desc %q vs %q: a server's count must be named apart", c.Desc(), local.Desc())
 	}
 }
