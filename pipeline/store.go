@@ -18,6 +18,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // Key prefixes. Cached work (paid for: LLM answers, hit lists, teacher scores)
@@ -140,7 +141,22 @@ func openStore(dir string, readOnly bool) (*Store, error) {
 		WithCompactL0OnClose(!readOnly).
 		WithValueThreshold(1 << 10).
 		WithValueLogFileSize(valueLogFileSize).
-		WithBlockCacheSize(64 << 20).
+		// Sized for synthq's access pattern (BENCHMARKS.md "Millions of
+		// passages"): bulk writes in batches, then random point reads of
+		// passages all over the corpus. Uncompressed tables are read straight
+		// from their mapping (page cache, shared, reclaimable): no block cache
+		// to fill, no block decompressed per random read, and a table build
+		// holds one copy of its blocks, not two (the 1M-passage run's peak was
+		// 1.04 GB of builder and cache buffers with Snappy).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		// Smaller memtables: a flush builds a table as big as the memtable
+		// in memory, and up to NumMemtables of them wait; 16 MB × 3 bounds
+		// that near 100 MB against 64 MB × 5 (~600 MB at the 1M peak). More
+		// L0 tables is the price, which two compactors keep up with.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithNumCompactors(2).
 		WithReadOnly(readOnly).
 		WithBypassLockGuard(readOnly) // readers take their own shared lock (OpenStoreReadOnly)
 	// After a killed process is reaped, the kernel can hold its directory lock

@@ -137,7 +137,7 @@ type RankBin struct {
 type FirstPass struct {
 	// DenseIndex is how each dense run searched, with the recall self-check
 	// of an approximate index.
-	DenseIndex []stages.DenseIndexInfo
+	DenseIndex []dataset.DenseIndexInfo
 	Runs       []string  // run names, then "fused" when several ran
 	Bins       []RankBin // shared by every run
 	Counts     [][]int64 // run -> bin -> queries
@@ -604,7 +604,7 @@ func (b *builder) firstPass() error {
 	if err != nil {
 		return err
 	}
-	if fp.DenseIndex, err = stages.DenseIndexes(b.st); err != nil {
+	if fp.DenseIndex, err = dataset.DenseIndexes(b.st); err != nil {
 		return err
 	}
 	for _, r := range runs {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"sync"
-
-	"github.com/sourcegraph/conc/pool"
 )
 
 // Dense is an exact inner-product index over float32 vectors (unit length
@@ -17,7 +14,6 @@ type Dense struct {
 	dim  int
 	ids  []string
 	vecs []float32
-	bufs sync.Pool // *[]float32 score tiles, one per running chunk
 }
 
 // NewDense returns an empty index of vectors with dim dimensions.
@@ -63,80 +59,41 @@ func (d *Dense) Search(ctx context.Context, q []float32, k int) ([]Hit, error) {
 // scores 4 queries × 2 passages at a time, and keeps a bounded heap per query
 // (no sort of all scores). Cost: 2·queries·passages·dim flops.
 func (d *Dense) SearchBatch(ctx context.Context, queries [][]float32, k, workers int) ([][]Hit, error) {
+	workers, err := checkSearch("dense search", queries, k, d.dim, workers)
+	if err != nil {
+		return nil, err
+	}
+	res, err := flatTopK(ctx, queries, d.vecs, d.dim, k, workers, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]Hit, len(res))
+	for qi, best := range res {
+		hits := make([]Hit, len(best))
+		for i, e := range best {
+			hits[i] = Hit{DocID: d.ids[e.doc], Rank: i + 1, Score: e.score}
+		}
+		out[qi] = hits
+	}
+	return out, nil
+}
+
+// checkSearch checks a batch search's arguments (what names the search in
+// errors: k positive, every query of dim dimensions) and returns the
+// number of workers (0: GOMAXPROCS).
+func checkSearch(what string, queries [][]float32, k, dim, workers int) (int, error) {
 	if k <= 0 {
-		return nil, fmt.Errorf("dense search: k must be positive, got %d", k)
+		return 0, fmt.Errorf("%s: k must be positive, got %d", what, k)
 	}
 	for i, q := range queries {
-		if len(q) != d.dim {
-			return nil, fmt.Errorf("dense search: query %d has %d dimensions, the index %d", i, len(q), d.dim)
+		if len(q) != dim {
+			return 0, fmt.Errorf("%s: query %d has %d dimensions, the index %d", what, i, len(q), dim)
 		}
 	}
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	out := make([][]Hit, len(queries))
-	chunk := denseQueryChunk
-	if n := (len(queries) + workers - 1) / workers; n < chunk {
-		chunk = max((n+3)/4*4, 4) // small batches: still every worker busy
-	}
-	p := pool.New().WithMaxGoroutines(workers).WithErrors().WithContext(ctx)
-	for lo := 0; lo < len(queries); lo += chunk {
-		hi := min(lo+chunk, len(queries))
-		p.Go(func(ctx context.Context) error {
-			return d.searchChunk(ctx, queries[lo:hi], k, out[lo:hi])
-		})
-	}
-	return out, p.Wait()
-}
-
-func (d *Dense) searchChunk(ctx context.Context, qs [][]float32, k int, out [][]Hit) error {
-	n, dim := len(d.ids), d.dim
-	heaps := make([]hitHeap, len(qs))
-	for i := range heaps {
-		heaps[i] = make(hitHeap, 0, min(k, n))
-	}
-	bp, _ := d.bufs.Get().(*[]float32)
-	if bp == nil {
-		bp = new([]float32)
-	}
-	defer d.bufs.Put(bp)
-	if cap(*bp) < len(qs)*densePassageBlock {
-		*bp = make([]float32, len(qs)*densePassageBlock)
-	}
-	scores := (*bp)[:len(qs)*densePassageBlock]
-	for pb := 0; pb < n; pb += densePassageBlock {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		pe := min(pb+densePassageBlock, n)
-		w := pe - pb
-		block := d.vecs[pb*dim : pe*dim]
-		scoreTile(qs, block, dim, w, scores)
-		for qi := range qs {
-			h := &heaps[qi]
-			r := scores[qi*densePassageBlock : qi*densePassageBlock+w]
-			for j, s := range r {
-				e := scored{doc: uint32(pb + j), score: s}
-				switch {
-				case len(*h) < k:
-					h.push(e)
-				case better(e, (*h)[0]):
-					(*h)[0] = e
-					h.down(0)
-				}
-			}
-		}
-	}
-	for qi := range qs {
-		h := heaps[qi]
-		hits := make([]Hit, len(h))
-		for i := len(h) - 1; i >= 0; i-- {
-			e := h.pop()
-			hits[i] = Hit{DocID: d.ids[e.doc], Rank: i + 1, Score: e.score}
-		}
-		out[qi] = hits
-	}
-	return nil
+	return workers, nil
 }
 
 // scoreTile sets scores[qi·densePassageBlock + j] to the inner product of

@@ -627,16 +627,9 @@ func (ix *IVF) ID(r int) string { return string(ix.ids[ix.idOff[r]:ix.idOff[r+1]
 // queries probing it, scored by the exact index's kernel. Cost:
 // 2·queries·dim·(lists + nprobe·passages/lists) flops.
 func (ix *IVF) SearchBatch(ctx context.Context, queries [][]float32, k, nprobe, workers int) ([][]Hit, error) {
-	if k <= 0 {
-		return nil, fmt.Errorf("ivf search: k must be positive, got %d", k)
-	}
-	for i, q := range queries {
-		if len(q) != ix.dim {
-			return nil, fmt.Errorf("ivf search: query %d has %d dimensions, the index %d", i, len(q), ix.dim)
-		}
-	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+	workers, err := checkSearch("ivf search", queries, k, ix.dim, workers)
+	if err != nil {
+		return nil, err
 	}
 	lists := ix.Lists()
 	if nprobe <= 0 {

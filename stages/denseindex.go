@@ -3,35 +3,13 @@ package stages
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"hash/fnv"
 	"sync"
 
+	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
 	"github.com/synthq/synthq/retriever"
 )
-
-// DenseIndexInfo is what a dense run searched and how well: recorded in the
-// store (meta/dense_index/<run>), the manifest, `synthq stats` and the
-// report. For an approximate index, Recall is recall@K against exact
-// search on a seeded sample of the run's queries (every 64th by a hash of
-// its text, at most recallMaxQueries).
-type DenseIndexInfo struct {
-	Run      string  `json:"run"`
-	Model    string  `json:"model"`
-	Mode     string  `json:"mode"` // exact | approx
-	Lists    int     `json:"lists"`
-	Probe    int     `json:"probe"`
-	K        int     `json:"k"`
-	Passages int     `json:"passages"`
-	Dim      int     `json:"dim"`
-	File     string  `json:"file"`
-	Queries  int     `json:"recall_queries,omitempty"`
-	Found    int64   `json:"recall_found,omitempty"`
-	Wanted   int64   `json:"recall_wanted,omitempty"`
-	Recall   float64 `json:"recall_at_k,omitempty"`
-	RunFP    string  `json:"run_fingerprint"`
-}
 
 // recallMaxQueries bounds the recall self-check: each sampled query is
 // also searched exactly (2·passages·dim flops).
@@ -40,13 +18,16 @@ const recallMaxQueries = 1000
 // RecallWarn is the recall@K under which a run warns.
 const RecallWarn = 0.95
 
+// recallCheck keeps a dense run's index record (dataset.DenseIndexInfo):
+// for an approximate index it searches every 64th query (by a seeded hash
+// of its text, at most recallMaxQueries) exactly too and adds up recall@K.
 type recallCheck struct {
 	st       *pipeline.Store
 	key      string
 	seed     uint64
 	progress *pipeline.Progress
 	mu       sync.Mutex
-	rec      DenseIndexInfo
+	rec      dataset.DenseIndexInfo
 	warned   bool
 }
 
@@ -54,7 +35,7 @@ type recallCheck struct {
 func (rc *recallCheck) start(ix *retriever.IVF) error {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	var old DenseIndexInfo
+	var old dataset.DenseIndexInfo
 	if ok, err := rc.st.GetJSON(rc.key, &old); err != nil {
 		return err
 	} else if ok && old.RunFP == rc.rec.RunFP {
@@ -109,18 +90,4 @@ func (rc *recallCheck) check(ctx context.Context, ix *retriever.IVF, qs []string
 			rc.rec.Run, rc.rec.Recall, rc.rec.K, rc.rec.Queries, RecallWarn, rc.rec.Probe, rc.rec.Lists)
 	}
 	return rc.st.PutJSON(rc.key, rc.rec)
-}
-
-// DenseIndexes reads the dense runs' index records of st, by run name.
-func DenseIndexes(st *pipeline.Store) ([]DenseIndexInfo, error) {
-	var out []DenseIndexInfo
-	err := st.Scan(pipeline.PrefixMeta+"dense_index/", func(_ string, v []byte) error {
-		var d DenseIndexInfo
-		if err := json.Unmarshal(v, &d); err != nil {
-			return err
-		}
-		out = append(out, d)
-		return nil
-	})
-	return out, err
 }

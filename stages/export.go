@@ -314,7 +314,7 @@ type Manifest struct {
 	FilesKept bool         `json:"files_kept,omitempty"`
 	// DenseIndex says how each dense run searched: exact, or an
 	// approximate index with its recall@K against exact on a sample.
-	DenseIndex []DenseIndexInfo `json:"dense_index,omitempty"`
+	DenseIndex []dataset.DenseIndexInfo `json:"dense_index,omitempty"`
 }
 
 // scoreNotes say what teacher_raw holds for each kind of teacher API.
@@ -412,7 +412,7 @@ func newManifest(env *pipeline.Env, t *dataset.Targets, md map[string]string, st
 	if _, err := env.Store.GetJSON(dataset.MetaSelection, &sel); err != nil {
 		return nil, err
 	}
-	dix, err := DenseIndexes(env.Store)
+	dix, err := dataset.DenseIndexes(env.Store)
 	if err != nil {
 		return nil, err
 	}

@@ -365,8 +365,8 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta datase
 		}
 		fp := dataset.DenseRunFP(cfg, d, meta)
 		mode, params, probe := dataset.DenseIndexParams(cfg, meta.Passages)
-		rc := &recallCheck{st: st, key: pipeline.PrefixMeta + "dense_index/" + name, seed: cfg.Seed, progress: env.Progress,
-			rec: DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
+		rc := &recallCheck{st: st, key: dataset.DenseIndexKey(name), seed: cfg.Seed, progress: env.Progress,
+			rec: dataset.DenseIndexInfo{Run: name, Model: d.Model, Mode: mode, Lists: params.Lists, Probe: probe, K: cfg.Candidates, RunFP: fp}}
 		runs = append(runs, firstPass{name: name, fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
 			once.Do(func() {
 				index, ixErr = vc.passageIndex(ctx, d.PassagePrefix, dataset.DenseIndexFP(cfg, d, meta), params)

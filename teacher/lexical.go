@@ -2,6 +2,7 @@ package teacher
 
 import (
 	"context"
+	"iter"
 	"strings"
 	"unicode"
 )
@@ -15,55 +16,72 @@ type Lexical struct{}
 // ScoreKind reports "lexical".
 func (Lexical) ScoreKind() string { return "lexical" }
 
-// Score scores each passage against query (stages.Scorer). Cost: linear in the query and passage lengths.
+// Score scores each passage against query (stages.Scorer). Cost: linear in
+// the query and passage lengths, with one lower-cased copy of each passage
+// and no other allocation per passage (a passage's words are only looked up
+// among the query's, never collected).
 func (Lexical) Score(ctx context.Context, query string, passages []string) ([]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	qw := lexWords(query)
-	uni := map[string]bool{}
-	for _, w := range qw {
-		uni[w] = true
+	// The query's distinct words and distinct bigrams, numbered. Words hold
+	// no separator, so a pair of word numbers names a bigram exactly.
+	type pair struct{ a, b int }
+	uni := map[string]int{}
+	bi := map[pair]int{}
+	prev := -1
+	for w := range lexWordSeq(query) {
+		id, ok := uni[w]
+		if !ok {
+			id = len(uni)
+			uni[w] = id
+		}
+		if prev >= 0 {
+			if _, ok := bi[pair{prev, id}]; !ok {
+				bi[pair{prev, id}] = len(bi)
+			}
+		}
+		prev = id
 	}
-	bi := map[string]bool{}
-	for i := 1; i < len(qw); i++ {
-		bi[qw[i-1]+" "+qw[i]] = true
-	}
+	seenU, seenB := make([]bool, len(uni)), make([]bool, len(bi))
 	out := make([]float32, len(passages))
 	for i, p := range passages {
-		pw := lexWords(p)
-		pu := make(map[string]bool, len(pw))
-		pb := make(map[string]bool, len(pw))
-		for j, w := range pw {
-			pu[w] = true
-			if j > 0 {
-				pb[pw[j-1]+" "+w] = true
+		clear(seenU)
+		clear(seenB)
+		nu, nb := 0, 0
+		prev := -1
+		for w := range lexWordSeq(p) {
+			id, ok := uni[w]
+			if !ok {
+				prev = -1
+				continue
 			}
+			if !seenU[id] {
+				seenU[id] = true
+				nu++
+			}
+			if prev >= 0 {
+				if b, ok := bi[pair{prev, id}]; ok && !seenB[b] {
+					seenB[b] = true
+					nb++
+				}
+			}
+			prev = id
 		}
 		var s float32 = -6
 		if len(uni) > 0 {
-			n := 0
-			for w := range uni {
-				if pu[w] {
-					n++
-				}
-			}
-			s += 8 * float32(n) / float32(len(uni))
+			s += 8 * float32(nu) / float32(len(uni))
 		}
 		if len(bi) > 0 {
-			n := 0
-			for b := range bi {
-				if pb[b] {
-					n++
-				}
-			}
-			s += 4 * float32(n) / float32(len(bi))
+			s += 4 * float32(nb) / float32(len(bi))
 		}
 		out[i] = s
 	}
 	return out, nil
 }
 
-func lexWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+// lexWordSeq yields the words of s lower-cased: the runs of letters and
+// digits, as strings.FieldsFunc splits them.
+func lexWordSeq(s string) iter.Seq[string] {
+	return strings.FieldsFuncSeq(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }

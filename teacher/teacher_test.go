@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/synthq/synthq/internal/fakes"
 	"github.com/synthq/synthq/internal/httpx"
@@ -295,4 +297,115 @@ func TestTeacherHostileAnswers(t *testing.T) {
 	if httpx.KindOf(err) != httpx.Config || !strings.Contains(err.Error(), "--teacher-api") {
 		t.Errorf("every answer malformed: %v, want a Config fault naming --teacher-api", err)
 	}
+}
+
+// lexicalReference is the offline teacher as first written (maps of the
+// passage's words and bigrams): Lexical.Score must give the same float32
+// bit for bit, since stores and exports made before hold its scores.
+func lexicalReference(query string, passages []string) []float32 {
+	words := func(s string) []string {
+		return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+	}
+	qw := words(query)
+	uni, bi := map[string]bool{}, map[string]bool{}
+	for i, w := range qw {
+		uni[w] = true
+		if i > 0 {
+			bi[qw[i-1]+" "+w] = true
+		}
+	}
+	out := make([]float32, len(passages))
+	for i, p := range passages {
+		pw := words(p)
+		pu, pb := map[string]bool{}, map[string]bool{}
+		for j, w := range pw {
+			pu[w] = true
+			if j > 0 {
+				pb[pw[j-1]+" "+w] = true
+			}
+		}
+		var s float32 = -6
+		if len(uni) > 0 {
+			n := 0
+			for w := range uni {
+				if pu[w] {
+					n++
+				}
+			}
+			s += 8 * float32(n) / float32(len(uni))
+		}
+		if len(bi) > 0 {
+			n := 0
+			for b := range bi {
+				if pb[b] {
+					n++
+				}
+			}
+			s += 4 * float32(n) / float32(len(bi))
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func TestLexicalMatchesReference(t *testing.T) {
+	vocab := []string{"the", "The", "cell", "CELL", "cell's", "p53", "ÉTÉ", "été", "a-b", "x", "", " ", ",", "\t", "naïve", "42", "ß"}
+	rng := rand.New(rand.NewPCG(7, 20))
+	text := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(vocab[rng.IntN(len(vocab))])
+			if rng.IntN(3) > 0 {
+				b.WriteByte(' ')
+			}
+		}
+		return b.String()
+	}
+	for q := range 500 {
+		query := text(rng.IntN(12))
+		ps := make([]string, 1+rng.IntN(8))
+		for i := range ps {
+			ps[i] = text(rng.IntN(40))
+		}
+		if q%50 == 0 {
+			ps = append(ps, query, "") // the query itself, and nothing
+		}
+		got, err := Lexical{}.Score(context.Background(), query, ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := lexicalReference(query, ps)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("query %q passage %q: score %v, the reference gives %v", query, ps[i], got[i], want[i])
+			}
+		}
+	}
+}
+
+func BenchmarkLexical(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func() string { return fmt.Sprintf("w%d", int(rng.ExpFloat64()*300)) }
+	text := func(n int) string {
+		ws := make([]string, n)
+		for i := range ws {
+			ws[i] = word()
+		}
+		return strings.Join(ws, " ")
+	}
+	query := text(10)
+	ps := make([]string, 100)
+	for i := range ps {
+		ps[i] = text(90)
+	}
+	b.Run("now", func(b *testing.B) {
+		for b.Loop() {
+			Lexical{}.Score(context.Background(), query, ps)
+		}
+	})
+	b.Run("reference", func(b *testing.B) {
+		for b.Loop() {
+			lexicalReference(query, ps)
+		}
+	})
 }

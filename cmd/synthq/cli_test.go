@@ -54,6 +54,13 @@ func TestHelpGolden(t *testing.T) {
 		}
 		golden(t, "help-"+strings.Join(append([]string{"synthq"}, args[:len(args)-1]...), "-")+".txt", out)
 	}
+	// `synthq help CMD` is `synthq CMD --help`.
+	for _, cmd := range []string{"run", "stats", "export"} {
+		_, viaFlag, _ := cliRun(t, cmd, "--help")
+		if code, viaHelp, errs := cliRun(t, "help", cmd); code != 0 || errs != "" || viaHelp != viaFlag {
+			t.Errorf("synthq help %s: exit %d, stderr %q, and %d bytes against %d of synthq %s --help", cmd, code, errs, len(viaHelp), len(viaFlag), cmd)
+		}
+	}
 	_, out, _ := cliRun(t, "run", "--help")
 	options := out[strings.Index(out, "OPTIONS:"):]
 	first := strings.Index(options, "\n   --")
@@ -104,6 +111,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"export", "--stor", "x"}, "synthq: export: unknown flag --stor; did you mean --store? (see synthq export --help)\n"},
 		{[]string{"bogus"}, "synthq: unknown command \"bogus\"; the commands are run, prepare, export, stats, inspect, eval, adapt, report, version, help (see synthq --help)\n"},
 		{[]string{"exprot", "--store", "x"}, "synthq: unknown command \"exprot\"; did you mean \"export\"? (see synthq --help)\n"},
+		{[]string{"help", "bogus"}, "synthq: unknown command \"bogus\"; the commands are run, prepare, export, stats, inspect, eval, adapt, report, version, help (see synthq --help)\n"},
+		{[]string{"help", "exprot"}, "synthq: unknown command \"exprot\"; did you mean \"export\"? (see synthq --help)\n"},
 		{[]string{"stats"}, "synthq: stats: --store is required (see synthq stats --help)\n"},
 		{[]string{"inspect", "--json", "q"}, "synthq: inspect: --store is required (see synthq inspect --help)\n"},
 		{[]string{"run", "--corpus"}, "synthq: run: flag needs an argument: --corpus (see synthq run --help)\n"},

@@ -484,3 +484,25 @@ func interleave(cmds []*cli.Command, args []string) []string {
 	}
 	return append(out, pos...)
 }
+
+// helpCommand replaces urfave/cli's: `synthq help COMMAND` shows the same
+// help as `synthq COMMAND --help`, `synthq help` the commands, and an
+// unknown COMMAND is the same one-line usage error (exit 2) as `synthq
+// COMMAND`, not urfave's "No help topic".
+func helpCommand() *cli.Command {
+	return &cli.Command{
+		Name: "help", Aliases: []string{"h"}, Usage: "show the commands, or one command's flags", ArgsUsage: "[command]",
+		Action: func(c *cli.Context) error {
+			name := c.Args().First()
+			switch {
+			case name == "":
+				return cli.ShowAppHelp(c)
+			case c.App.Command(name) != nil:
+				// From the app's context: the help command's own has
+				// (no) subcommands, where urfave would look.
+				return cli.ShowCommandHelp(c.Lineage()[1], name)
+			}
+			return unknownCommand(c)
+		},
+	}
+}

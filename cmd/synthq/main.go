@@ -170,8 +170,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    synthq run --offline --corpus testdata/corpus.jsonl --out out/ --min-candidates 5
 
 synthq COMMAND --help lists a command's flags, grouped by concern.`,
-		HideVersion:    true, // our own --version and version command (versionString)
-		Flags:          []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"}},
+		HideVersion: true, // our own --version and version command (versionString)
+		// cli.HelpFlag by hand: urfave adds it only beside its own help
+		// command, which helpCommand replaces.
+		Flags:          []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"}, cli.HelpFlag},
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -181,7 +183,7 @@ synthq COMMAND --help lists a command's flags, grouped by concern.`,
 		// comma lists (--llm-url) split them themselves.
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{runCommand(), prepareCommand(), exportCommand(), statsCommand(), inspectCommand(), evalCommand(),
-			adaptCommand(), reportCommand(), versionCommand()},
+			adaptCommand(), reportCommand(), versionCommand(), helpCommand()},
 	}
 	for _, cmd := range app.Commands {
 		setCategories(cmd)

@@ -89,7 +89,7 @@ func statsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			dix, err := stages.DenseIndexes(st)
+			dix, err := dataset.DenseIndexes(st)
 			if err != nil {
 				return err
 			}
@@ -212,7 +212,7 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.To
 
 // printDenseIndex prints how each dense run searched, with the recall
 // self-check of an approximate index.
-func printDenseIndex(w io.Writer, dix []stages.DenseIndexInfo) {
+func printDenseIndex(w io.Writer, dix []dataset.DenseIndexInfo) {
 	for _, d := range dix {
 		if d.Mode != "approx" {
 			fmt.Fprintf(w, "dense     %s: exact search over %d passages × %d dims\n", d.Run, d.Passages, d.Dim)

@@ -360,21 +360,19 @@ func tocCorpus(t *testing.T) string {
 	return p
 }
 
-// A 512-token llama.cpp embedder and reranker and passages of short tokens
-// (issue 26): the estimate's cut is refused ("input (N tokens) is too large
-// to process"); each refused text is cut again from the count the server
-// states and sent alone, so the run exits 0 with no failed item, and stats
-// shows how many inputs were cut again, for the embedder and the teacher.
-func TestWindowCutAgainFromServerCount(t *testing.T) {
-	out := t.TempDir()
+// tocRun runs synthq into out with extra flags against a 512-token
+// llama.cpp reranker and embedder and tocCorpus, requires exit 0 and no
+// failure, and returns mine's and label's counts and the two servers.
+func tocRun(t *testing.T, out string, extra ...string) (mine, lab map[string]int64, rr *fakes.Reranker, emb *fakes.Embedder) {
+	t.Helper()
 	_, rr, args := fakeArgs(t, "cohere", out)
 	rr.Flavor, rr.MaxTokens = "llamacpp", 512
-	emb := fakes.NewEmbedder("llamacpp", "bge-base-en-v1.5-f16.gguf", 32)
+	emb = fakes.NewEmbedder("llamacpp", "bge-base-en-v1.5-f16.gguf", 32)
 	emb.PhysicalBatch = 512
-	defer emb.Close()
+	t.Cleanup(emb.Close)
 	args = append(withCorpus(args, tocCorpus(t)), "--query-types", "questions,titles", "--max-retries", "2",
 		"--retriever", "bm25,dense", "--embed-url", emb.Server.URL, "--embed-model", "bge", "--min-top-percentile", "0")
-	code, msg := synthq(t, context.Background(), args...)
+	code, msg := synthq(t, context.Background(), append(args, extra...)...)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0: %s", code, msg)
 	}
@@ -382,7 +380,17 @@ func TestWindowCutAgainFromServerCount(t *testing.T) {
 		t.Errorf("failures %+v, want none", s.Failures)
 	}
 	m := manifestOf(t, out)
-	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	return m.Stages["mine"].Counts, m.Stages["label"].Counts, rr, emb
+}
+
+// A 512-token llama.cpp embedder and reranker and passages of short tokens
+// (issue 26): the estimate's cut is refused ("input (N tokens) is too large
+// to process"); each refused text is cut again from the count the server
+// states and sent alone, so the run exits 0 with no failed item, and stats
+// shows how many inputs were cut again, for the embedder and the teacher.
+func TestWindowCutAgainFromServerCount(t *testing.T) {
+	out := t.TempDir()
+	mine, lab, _, _ := tocRun(t, out)
 	if mine["texts_cut_again"] < 2 || lab["candidates_cut_again"] < 1 {
 		t.Errorf("mine texts_cut_again %d, label candidates_cut_again %d: want both tables of contents cut again", mine["texts_cut_again"], lab["candidates_cut_again"])
 	}
@@ -403,24 +411,7 @@ func TestWindowCutAgainFromServerCount(t *testing.T) {
 // server. A teacher with no /tokenize (a hosted rerank API) stops the run
 // at once with a hint naming the flag.
 func TestWindowCountedByServer(t *testing.T) {
-	out := t.TempDir()
-	_, rr, args := fakeArgs(t, "cohere", out)
-	rr.Flavor, rr.MaxTokens = "llamacpp", 512
-	emb := fakes.NewEmbedder("llamacpp", "bge-base-en-v1.5-f16.gguf", 32)
-	emb.PhysicalBatch = 512
-	defer emb.Close()
-	args = append(withCorpus(args, tocCorpus(t)), "--query-types", "questions,titles", "--max-retries", "2",
-		"--retriever", "bm25,dense", "--embed-url", emb.Server.URL, "--embed-model", "bge", "--min-top-percentile", "0",
-		"--teacher-tokenizer", "server", "--embed-tokenizer", "server")
-	code, msg := synthq(t, context.Background(), args...)
-	if code != 0 {
-		t.Fatalf("exit %d, want 0: %s", code, msg)
-	}
-	if s := statsOf(t, out); len(s.Failures) != 0 {
-		t.Errorf("failures %+v, want none", s.Failures)
-	}
-	m := manifestOf(t, out)
-	mine, lab := m.Stages["mine"].Counts, m.Stages["label"].Counts
+	mine, lab, rr, emb := tocRun(t, t.TempDir(), "--teacher-tokenizer", "server", "--embed-tokenizer", "server")
 	if mine["texts_cut_again"] != 0 || lab["candidates_cut_again"] != 0 || lab["failed"] != 0 || mine["passage_embedding_failed"] != 0 {
 		t.Errorf("mine %v, label %v: counted by the server, nothing may be refused or cut again", mine, lab)
 	}
@@ -429,10 +420,9 @@ func TestWindowCountedByServer(t *testing.T) {
 	}
 	t.Logf("tokenize requests: teacher %d, embedder %d", rr.Tokenized.Load(), emb.Tokenized.Load())
 
-	out = t.TempDir()
-	_, hosted, args := fakeArgs(t, "cohere", out)
+	_, hosted, args := fakeArgs(t, "cohere", t.TempDir())
 	hosted.MaxTokens = 512
-	code, msg = synthq(t, context.Background(), append(withCorpus(args, tocCorpus(t)), "--teacher-tokenizer", "server")...)
+	code, msg := synthq(t, context.Background(), append(withCorpus(args, tocCorpus(t)), "--teacher-tokenizer", "server")...)
 	if code != exitError || !strings.Contains(msg, "--teacher-tokenizer server") || !strings.Contains(msg, "/tokenize") {
 		t.Errorf("a teacher without /tokenize: exit %d, want %d with a hint naming the flag: %s", code, exitError, msg)
 	}
