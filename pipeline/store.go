@@ -371,6 +371,32 @@ func (s *Store) Get(key string) (val []byte, ok bool, err error) {
 	return val, ok, nil
 }
 
+// GetEach reads keys in one read transaction, in the order given (callers
+// sort them by key, so reads that share a table block find it mapped), and
+// calls fn(i, value) for each key present; val is valid only during fn.
+// Cost: one Badger point read per key, no copy of the values.
+func (s *Store) GetEach(keys []string, fn func(i int, val []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			item, err := txn.Get([]byte(k))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("store get %q: %w", k, err)
+			}
+			var ferr error
+			if err := item.Value(func(v []byte) error { ferr = fn(i, v); return nil }); err != nil {
+				return fmt.Errorf("store get %q: %w", k, err)
+			}
+			if ferr != nil {
+				return ferr
+			}
+		}
+		return nil
+	})
+}
+
 // Has reports whether key is present without reading its value.
 func (s *Store) Has(key string) (bool, error) {
 	var ok bool
