@@ -51,7 +51,13 @@ func newGenPlan(cfg *pipeline.Config) (*genPlan, error) {
 	if cfg.Offline {
 		kind = "offline"
 	}
-	extra, _ := json.Marshal(cfg.LLMExtra) // map keys marshal sorted
+	// The extra body keys enter every request's fingerprint as the stored
+	// config shows them (secret-looking values redacted, map keys sorted):
+	// a credential does not shape the answer (like --llm-api-key and the
+	// URLs, it is left out, so a rotated key keeps the cache), no hash of it
+	// reaches the store, and a fingerprint rebuilt from the stored config
+	// (inspect, report) finds the run's answers.
+	extra, _ := json.Marshal(redact.Values(cfg.LLMExtra))
 	return &genPlan{cfg: cfg, tm: tm, pool: pool, kind: kind, extra: string(extra)}, nil
 }
 
