@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +46,18 @@ type Store struct {
 	db       *badger.DB
 	path     string
 	readOnly bool
+	locks    sync.Map // name -> *sync.Mutex (Exclusive)
+}
+
+// Exclusive takes the in-process lock called name and returns its release:
+// work that stages running side by side would each compute (a selection
+// over the whole corpus) is done by the first, and the others wait and find
+// it stored.
+func (s *Store) Exclusive(name string) (release func()) {
+	m, _ := s.locks.LoadOrStore(name, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // ErrStoreLocked is returned by OpenStore when another process holds the store.
@@ -369,6 +382,32 @@ func (s *Store) Get(key string) (val []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("store get %q: %w", key, err)
 	}
 	return val, ok, nil
+}
+
+// GetEach reads keys in one read transaction, in the order given (callers
+// sort them by key, so reads that share a table block find it mapped), and
+// calls fn(i, value) for each key present; val is valid only during fn.
+// Cost: one Badger point read per key, no copy of the values.
+func (s *Store) GetEach(keys []string, fn func(i int, val []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for i, k := range keys {
+			item, err := txn.Get([]byte(k))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("store get %q: %w", k, err)
+			}
+			var ferr error
+			if err := item.Value(func(v []byte) error { ferr = fn(i, v); return nil }); err != nil {
+				return fmt.Errorf("store get %q: %w", k, err)
+			}
+			if ferr != nil {
+				return ferr
+			}
+		}
+		return nil
+	})
 }
 
 // Has reports whether key is present without reading its value.

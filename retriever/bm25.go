@@ -7,7 +7,9 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"unsafe"
 )
 
 // BM25Params are the BM25 parameters, used as given, zeros included (b = 0
@@ -186,17 +188,55 @@ func (b *BM25Builder) merge(sub *BM25Builder) {
 }
 
 // Build turns the added passages into a searchable index. The builder must not
-// be used afterwards. Cost: two passes over the postings.
-func (b *BM25Builder) Build() *BM25 {
+// be used afterwards. Cost: a sort of the vocabulary and two passes over the
+// postings.
+func (b *BM25Builder) Build() *BM25 { return b.BuildProgress(nil) }
+
+// BuildProgress is Build reporting its passes over the passages to progress
+// (nil: none) as passages done of passages in all, twice (the counting pass,
+// then the filling pass: 2·passages units).
+func (b *BM25Builder) BuildProgress(progress func(done, total int64)) *BM25 {
 	nTerms := len(b.dict)
-	start := make([]int, nTerms+1) // int, not uint32: an index past 2³² postings must not wrap
-	for _, t := range b.docTerms {
+	n := len(b.ids)
+	report := func(done int) {
+		if progress != nil {
+			progress(int64(done), 2*int64(n))
+		}
+	}
+	// Term ids in sorted order of the terms: the dictionary is then a sorted
+	// table (binary search), as the index file keeps it.
+	terms := make([]string, nTerms)
+	for t, id := range b.dict {
+		terms[id] = t
+	}
+	order := make([]uint32, nTerms)
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(x, y uint32) int { return strings.Compare(terms[x], terms[y]) })
+	newID := make([]uint32, nTerms)
+	termOff := make([]uint64, nTerms+1)
+	size := 0
+	for _, old := range order {
+		size += len(terms[old])
+	}
+	termBytes := make([]byte, 0, size)
+	for i, old := range order {
+		newID[old] = uint32(i)
+		termBytes = append(termBytes, terms[old]...)
+		termOff[i+1] = uint64(len(termBytes))
+	}
+	terms, order = nil, nil
+	start := make([]uint64, nTerms+1)
+	for i, t := range b.docTerms {
+		t = newID[t]
+		b.docTerms[i] = t
 		start[t+1]++
 	}
+	report(n)
 	for i := 1; i <= nTerms; i++ {
 		start[i] += start[i-1]
 	}
-	n := len(b.ids)
 	avgdl := float32(1)
 	if n > 0 {
 		avgdl = float32(float64(b.sumLen) / float64(n))
@@ -212,6 +252,9 @@ func (b *BM25Builder) Build() *BM25 {
 	inv := make([]float32, len(b.docTerms))
 	fill := slices.Clone(start[:nTerms])
 	for d := 0; d+1 < len(b.docStart); d++ {
+		if d%65536 == 0 {
+			report(n + d)
+		}
 		ni := normInv[b.norms[d]]
 		for p := b.docStart[d]; p < b.docStart[d+1]; p++ {
 			t := b.docTerms[p]
@@ -220,39 +263,64 @@ func (b *BM25Builder) Build() *BM25 {
 			fill[t]++
 		}
 	}
+	idOff := make([]uint64, n+1)
+	size = 0
+	for _, id := range b.ids {
+		size += len(id)
+	}
+	idBytes := make([]byte, 0, size)
+	for i, id := range b.ids {
+		idBytes = append(idBytes, id...)
+		idOff[i+1] = uint64(len(idBytes))
+	}
+	ix := &BM25{an: b.an, params: b.params, n: n, avgdl: avgdl,
+		idOff: idOff, idBytes: idBytes, termOff: termOff, termBytes: termBytes,
+		start: start, docs: docs, inv: inv}
+	ix.bounds()
+	ix.initScratch()
+	*b = BM25Builder{}
+	report(2 * n)
+	return ix
+}
+
+// bounds computes the per-term upper bounds pruning uses from the postings.
+func (ix *BM25) bounds() {
+	nTerms := len(ix.start) - 1
 	// Per term: the smallest inv of its postings, so w·(1 - minInv) bounds
 	// what the term can add to any passage (MaxScore's upper bound).
-	minInv := make([]float32, nTerms)
+	ix.minInv = make([]float32, nTerms)
 	for t := 0; t < nTerms; t++ {
 		m := float32(1)
-		for _, v := range inv[start[t]:start[t+1]] {
+		for _, v := range ix.inv[ix.start[t]:ix.start[t+1]] {
 			m = min(m, v)
 		}
-		minInv[t] = m
+		ix.minInv[t] = m
 	}
-	ix := &BM25{
-		an: b.an, params: b.params, ids: b.ids, dict: b.dict,
-		start: start, docs: docs, inv: inv, minInv: minInv, avgdl: avgdl,
-	}
+}
+
+func (ix *BM25) initScratch() {
+	n := ix.n
 	ix.scratch.New = func() any { return &searchScratch{acc: make([]float32, n)} }
-	*b = BM25Builder{}
-	return ix
 }
 
 // BM25 is an in-memory inverted index scored as Lucene's BM25Similarity:
 // idf = ln(1 + (N - df + 0.5)/(df + 0.5)), document lengths stored with
 // Lucene's lossy one-byte norm encoding. Search is safe for concurrent use.
 type BM25 struct {
-	an      *Analyzer
-	params  BM25Params
-	ids     []string
-	dict    map[string]uint32
-	start   []int // per term: its postings are docs[start[t]:start[t+1]]
-	docs    []uint32
-	inv     []float32 // per posting: 1 / (1 + tf · normInv[norm of its passage])
-	minInv  []float32 // per term: the smallest inv of its postings
-	avgdl   float32
-	scratch sync.Pool
+	an        *Analyzer
+	params    BM25Params
+	n         int      // passages
+	idOff     []uint64 // per passage: its id is idBytes[idOff[d]:idOff[d+1]]
+	idBytes   []byte
+	termOff   []uint64 // per term id, in sorted order of the terms: termBytes[termOff[t]:termOff[t+1]]
+	termBytes []byte
+	start     []uint64 // per term: its postings are docs[start[t]:start[t+1]]
+	docs      []uint32
+	inv       []float32 // per posting: 1 / (1 + tf · normInv[norm of its passage])
+	minInv    []float32 // per term: the smallest inv of its postings
+	avgdl     float32
+	scratch   sync.Pool
+	unmap     func() error // a loaded index: releases the file mapping
 }
 
 type searchScratch struct {
@@ -270,14 +338,44 @@ type searchScratch struct {
 }
 
 // Len is the number of indexed passages.
-func (ix *BM25) Len() int { return len(ix.ids) }
+func (ix *BM25) Len() int { return ix.n }
 
 // Postings is the number of (term, passage) entries; each costs 8 bytes
 // (passage number and precomputed length-normalised tf).
 func (ix *BM25) Postings() int { return len(ix.docs) }
 
 // Terms is the vocabulary size.
-func (ix *BM25) Terms() int { return len(ix.dict) }
+func (ix *BM25) Terms() int { return len(ix.termOff) - 1 }
+
+// term is the id of an indexed term, by binary search of the sorted
+// vocabulary.
+func (ix *BM25) term(t string) (uint32, bool) {
+	lo, hi := 0, len(ix.termOff)-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ix.termAt(m) < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(ix.termOff)-1 && ix.termAt(lo) == t {
+		return uint32(lo), true
+	}
+	return 0, false
+}
+
+// termAt is term id t's text, a view into the vocabulary (not to be kept).
+func (ix *BM25) termAt(t int) string {
+	b := ix.termBytes[ix.termOff[t]:ix.termOff[t+1]]
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// id is passage d's id.
+func (ix *BM25) id(d uint32) string { return string(ix.idBytes[ix.idOff[d]:ix.idOff[d+1]]) }
 
 // Search returns the top k passages for query. A query term repeated n times
 // weighs n times, as in Anserini's bag-of-words queries. Ties rank the earlier
@@ -360,13 +458,13 @@ func (ix *BM25) queryTerms(s *searchScratch, query string) {
 	s.terms = ix.an.Analyze(s.terms[:0], query)
 	slices.Sort(s.terms)
 	s.qt = s.qt[:0]
-	n := float64(len(ix.ids))
+	n := float64(ix.n)
 	for i := 0; i < len(s.terms); {
 		j := i + 1
 		for j < len(s.terms) && s.terms[j] == s.terms[i] {
 			j++
 		}
-		t, ok := ix.dict[s.terms[i]]
+		t, ok := ix.term(s.terms[i])
 		boost := float32(j - i)
 		i = j
 		if !ok {
@@ -416,7 +514,7 @@ func (ix *BM25) hits(s *searchScratch) []Hit {
 	hits := make([]Hit, len(s.h))
 	for i := len(s.h) - 1; i >= 0; i-- {
 		e := s.h.pop()
-		hits[i] = Hit{DocID: ix.ids[e.doc], Rank: i + 1, Score: e.score}
+		hits[i] = Hit{DocID: ix.id(e.doc), Rank: i + 1, Score: e.score}
 	}
 	return hits
 }
@@ -475,7 +573,7 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 	var wbits [maxWindow / 64]uint64
 	theta := math.Inf(-1) // the k-th best score once k passages are held
 	essential := 0        // cur[:essential] only confirm candidates
-	ndocs := uint32(len(ix.ids))
+	ndocs := uint32(ix.n)
 	for lo := uint32(0); lo < ndocs; lo += maxWindow {
 		hi := lo + maxWindow
 		// Essential terms, term at a time, into the window.

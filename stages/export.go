@@ -205,10 +205,10 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 		}
 		writers[name] = w
 	}
-	passages := newPassageCache(st, 1<<16, func(p dataset.Passage) dataset.Passage {
+	passages := newPassageCache(st, 64<<20, func(p dataset.Passage) dataset.Passage {
 		p.Line, p.Hash = 0, 0
 		return p
-	})
+	}, func(p dataset.Passage) int { return len(p.Title) + len(p.Text) })
 	var r exportRow
 	err = labels(ctx, func(qid string, v []byte) error {
 		if ctx.Err() != nil {
@@ -263,12 +263,14 @@ func fillRow(r *exportRow, passages *passageCache[dataset.Passage], qid, split s
 		DocIDs: r.DocIDs[:0], Texts: r.Texts[:0], Titles: r.Titles[:0], Bodies: r.Bodies[:0],
 		Scores: r.Scores[:0], Raw: r.Raw[:0], Ranks: r.Ranks[:0]}
 	for _, i := range idx {
-		id := l.DocIDs[i]
-		p, err := passages.get(id)
-		if err != nil {
-			return fmt.Errorf("query %s: %w", qid, err)
-		}
-		r.DocIDs = append(r.DocIDs, id)
+		r.DocIDs = append(r.DocIDs, l.DocIDs[i])
+	}
+	ps := make([]dataset.Passage, len(idx))
+	if err := passages.getAll(r.DocIDs, ps); err != nil {
+		return fmt.Errorf("query %s: %w", qid, err)
+	}
+	for k, i := range idx {
+		p := ps[k]
 		r.Texts = append(r.Texts, p.Full())
 		r.Titles = append(r.Titles, p.Title)
 		r.Bodies = append(r.Bodies, p.Text)

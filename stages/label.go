@@ -313,12 +313,8 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *passageCache[string],
 	for i := 0; i < len(missing); i += cfg.TeacherBatch {
 		ids := missing[i:min(i+cfg.TeacherBatch, len(missing))]
 		texts := make([]string, len(ids))
-		for j, id := range ids {
-			t, err := tc.get(id)
-			if err != nil {
-				return none, sent, err
-			}
-			texts[j] = t
+		if err := tc.getAll(ids, texts); err != nil {
+			return none, sent, err
 		}
 		var scores []float32
 		var refused map[int]string
@@ -377,15 +373,21 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *passageCache[string],
 
 // teacherTexts caches what the teacher reads of recently used passages
 // (candidates recur across queries: popular passages are read once, not
-// once per query): the text, or title and text (--teacher-input).
+// once per query): the text, or title and text (--teacher-input), up to
+// teacherTextsBudget bytes.
 func teacherTexts(st *pipeline.Store, input string) *passageCache[string] {
-	return newPassageCache(st, 1<<16, func(p dataset.Passage) string {
+	return newPassageCache(st, teacherTextsBudget, func(p dataset.Passage) string {
 		if input == "title+text" {
 			return p.Full()
 		}
 		return p.Text
-	})
+	}, func(s string) int { return len(s) })
 }
+
+// teacherTextsBudget bounds the passage texts label keeps: ~170k passages
+// of 700 bytes, a sixth of a 1M-passage corpus, where the candidates of
+// queries over the same topics recur (BENCHMARKS.md "Millions of passages").
+const teacherTextsBudget = 128 << 20
 
 // isFatalTeacher reports a failure that no other item would fix from a
 // Scorer that does not return *httpx.Fault: one with an HTTP status of 401,

@@ -80,17 +80,22 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return err
 	}
-	sel, err := LoadSelection(ctx, st, env.Config)
+	sel, err := LoadSelection(ctx, st, env.Config, env.Progress)
 	if err != nil {
 		return err
 	}
 	// A candidate duplicates the source when their normalised texts are
 	// equal or the selection made one a duplicate of the other's root.
-	normOf := map[string]uint64{}
-	if err := dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
+	// One pass over the corpus, shown as the "passages" bar.
+	normOf := make(map[string]uint64, meta.Passages)
+	bar := env.Progress.Start("passages", int64(meta.Passages))
+	err = dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
 		normOf[id] = pipeline.Hash64(prompts.Normalize(p.Full()))
+		bar.Add(1)
 		return nil
-	}); err != nil {
+	})
+	bar.Finish()
+	if err != nil {
 		return err
 	}
 	runs, err := firstPasses(ctx, env, deps, meta)
@@ -323,7 +328,19 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta datase
 		)
 		fp := dataset.BM25RunFP(cfg, meta.SHA256)
 		runs = append(runs, firstPass{name: "bm25", fp: fp, search: func(ctx context.Context, qs []string) ([][]retriever.Hit, error) {
-			once.Do(func() { index, ixErr = buildBM25(st, cfg) })
+			once.Do(func() {
+				if cfg.Prepared != "" && env.Prepared != nil {
+					index, ixErr = openPreparedBM25(cfg, meta)
+					if ixErr == nil {
+						env.Counters("mine").Add("bm25_index_loaded", 1)
+					}
+					return
+				}
+				index, ixErr = buildBM25(ctx, st, cfg, env.Progress)
+				if ixErr == nil {
+					env.Counters("mine").Add("bm25_index_built", 1)
+				}
+			})
 			if ixErr != nil {
 				return nil, ixErr
 			}
@@ -420,25 +437,6 @@ func embeddersOf(d *Deps) int {
 		return 0
 	}
 	return len(d.Embedders)
-}
-
-func buildBM25(st *pipeline.Store, cfg *pipeline.Config) (*retriever.BM25, error) {
-	b := retriever.NewBM25Builder(nil, &retriever.BM25Params{K1: float32(cfg.BM25K1), B: float32(cfg.BM25B)})
-	const chunk = 16384 // passages analysed in parallel at a time
-	var ids, texts []string
-	err := dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
-		ids, texts = append(ids, id), append(texts, p.Full())
-		if len(ids) == chunk {
-			b.AddBatch(ids, texts, 0)
-			ids, texts = ids[:0], texts[:0]
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	b.AddBatch(ids, texts, 0)
-	return b.Build(), nil
 }
 
 // mineOne fuses a query's run lists and applies the filters. It returns the

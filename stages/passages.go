@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/synthq/synthq/dataset"
@@ -9,21 +10,30 @@ import (
 )
 
 // passageCache holds what a stage reads of recently used passages (of, of
-// each passage read from the store), up to about capacity of them in 64
-// shards; a shard that fills up is emptied, which costs re-reads, never
-// memory growth. Safe for concurrent use.
+// each passage read from the store), up to about budget bytes of them (as
+// size counts them) in 64 shards; a shard that fills up is emptied, which
+// costs re-reads, never memory growth. Candidates recur across queries
+// (popular passages are read once, not once per query); the budget, not a
+// count, bounds memory whatever the passages' lengths. Safe for concurrent
+// use.
 type passageCache[V any] struct {
 	st     *pipeline.Store
 	of     func(dataset.Passage) V
-	per    int
+	size   func(V) int
+	per    int // bytes a shard may hold
 	shards [64]struct {
-		mu sync.Mutex
-		m  map[string]V
+		mu    sync.Mutex
+		m     map[string]V
+		bytes int
 	}
 }
 
-func newPassageCache[V any](st *pipeline.Store, capacity int, of func(dataset.Passage) V) *passageCache[V] {
-	c := &passageCache[V]{st: st, of: of, per: max(capacity/64, 1)}
+// passageOverhead is what a cached entry costs besides its text: the map
+// slot, the id and the string headers.
+const passageOverhead = 96
+
+func newPassageCache[V any](st *pipeline.Store, budget int, of func(dataset.Passage) V, size func(V) int) *passageCache[V] {
+	c := &passageCache[V]{st: st, of: of, size: size, per: max(budget/64, 1)}
 	for i := range c.shards {
 		c.shards[i].m = map[string]V{}
 	}
@@ -33,25 +43,73 @@ func newPassageCache[V any](st *pipeline.Store, capacity int, of func(dataset.Pa
 // get returns of(passage id) from the cache, or reads the passage from the
 // store (one Get).
 func (c *passageCache[V]) get(id string) (V, error) {
-	sh := &c.shards[pipeline.Hash64(id)%64]
-	sh.mu.Lock()
-	v, ok := sh.m[id]
-	sh.mu.Unlock()
-	if ok {
-		return v, nil
+	out := make([]V, 1)
+	err := c.getAll([]string{id}, out)
+	return out[0], err
+}
+
+// getAll sets out[i] to of(passage ids[i]). The passages not cached are read
+// in one store transaction, in key order. A passage missing from the store is
+// an error naming it.
+func (c *passageCache[V]) getAll(ids []string, out []V) error {
+	var miss []int
+	for i, id := range ids {
+		sh := &c.shards[pipeline.Hash64(id)%64]
+		sh.mu.Lock()
+		v, ok := sh.m[id]
+		sh.mu.Unlock()
+		if ok {
+			out[i] = v
+			continue
+		}
+		miss = append(miss, i)
 	}
-	var p dataset.Passage
-	if ok, err := c.st.GetJSON(dataset.DocKey(id), &p); err != nil {
-		return v, err
-	} else if !ok {
-		return v, fmt.Errorf("passage %q not in the store", id)
+	if len(miss) == 0 {
+		return nil
 	}
-	v = c.of(p)
-	sh.mu.Lock()
-	if len(sh.m) >= c.per {
-		clear(sh.m)
+	slices.SortFunc(miss, func(a, b int) int {
+		switch {
+		case ids[a] < ids[b]:
+			return -1
+		case ids[a] > ids[b]:
+			return 1
+		}
+		return 0
+	})
+	keys := make([]string, len(miss))
+	for j, i := range miss {
+		keys[j] = dataset.DocKey(ids[i])
 	}
-	sh.m[id] = v
-	sh.mu.Unlock()
-	return v, nil
+	found := make([]bool, len(miss))
+	err := c.st.GetEach(keys, func(j int, val []byte) error {
+		var p dataset.Passage
+		if err := dataset.DecodePassage(val, &p); err != nil {
+			return fmt.Errorf("store decode %q: %w", keys[j], err)
+		}
+		found[j] = true
+		out[miss[j]] = c.of(p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for j, i := range miss {
+		if !found[j] {
+			return fmt.Errorf("passage %q not in the store", ids[i])
+		}
+		id, v := ids[i], out[i]
+		n := c.size(v) + len(id) + passageOverhead
+		sh := &c.shards[pipeline.Hash64(id)%64]
+		sh.mu.Lock()
+		if _, ok := sh.m[id]; !ok {
+			if sh.bytes+n > c.per {
+				clear(sh.m)
+				sh.bytes = 0
+			}
+			sh.m[id] = v
+			sh.bytes += n
+		}
+		sh.mu.Unlock()
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,19 @@ type PreparedMeta struct {
 	Selection map[string]int `json:"selection"`
 	// Dense lists the passage vectors held, one entry per embedding model.
 	Dense []PreparedDense `json:"dense,omitempty"`
+	// BM25 is the BM25 index file, when --retriever has bm25.
+	BM25 *PreparedBM25 `json:"bm25,omitempty"`
+}
+
+// PreparedBM25 is the BM25 index of a prepared corpus: a file in the folder
+// (BM25IndexFile) that runs map read-only instead of building their own.
+type PreparedBM25 struct {
+	File     string  `json:"file"`
+	K1       float64 `json:"k1"`
+	B        float64 `json:"b"`
+	Passages int     `json:"passages"`
+	Terms    int     `json:"terms"`
+	Postings int     `json:"postings"`
 }
 
 // PreparedDense is one model's passage vectors in a prepared corpus.
@@ -145,6 +159,14 @@ func CheckPrepared(m PreparedMeta, cfg *pipeline.Config, dir string) error {
 				d.Model, d.PassagePrefix, orNone(win), orNone(strings.Join(have, ", "))))
 		}
 	}
+	if slices.Contains(cfg.Retrievers, "bm25") {
+		if m.BM25 == nil {
+			diffs = append(diffs, "--retriever bm25: no BM25 index prepared; run synthq prepare with the run's --retriever")
+		} else {
+			diff("--bm25-k1", strconv.FormatFloat(m.BM25.K1, 'g', -1, 64), strconv.FormatFloat(cfg.BM25K1, 'g', -1, 64))
+			diff("--bm25-b", strconv.FormatFloat(m.BM25.B, 'g', -1, 64), strconv.FormatFloat(cfg.BM25B, 'g', -1, 64))
+		}
+	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("--prepared %s was made from another corpus or with other settings than this run:\n  %s", dir, strings.Join(diffs, "\n  "))
 	}
@@ -228,7 +250,7 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 			m.Skipped[name] = v
 		}
 	}
-	sel, err := LoadSelection(ctx, st, cfg)
+	sel, err := LoadSelection(ctx, st, cfg, env.Progress)
 	if err != nil {
 		return err
 	}
@@ -259,6 +281,11 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 		m.Dense = append(m.Dense, PreparedDense{Model: d.Model, PassagePrefix: d.PassagePrefix, Window: win,
 			Vectors: index.Len(), Failed: int(snap["passage_embedding_failed"]),
 			IndexMode: mode, IndexLists: params.Lists, IndexFile: filepath.Base(index.Path()), IndexFP: fp})
+	}
+	if slices.Contains(cfg.Retrievers, "bm25") {
+		if m.BM25, err = prepareBM25(ctx, env, cfg.Out, cm); err != nil {
+			return err
+		}
 	}
 	return st.PutJSON(pipeline.PrefixMeta+"prepared", m)
 }

@@ -18,7 +18,7 @@ func prepareCommand() *cli.Command {
 	flags := runFlags()
 	return &cli.Command{
 		Name:  "prepare",
-		Usage: "do the corpus work once for every shard of a job: read and dedup the corpus, sample, embed every passage, build the dense index (then: synthq run --prepared DIR)",
+		Usage: "do the corpus work once for every shard of a job: read and dedup the corpus, sample, embed every passage, build the BM25 and dense indexes (then: synthq run --prepared DIR)",
 		Description: `Example (one prepare, then N shards on a cluster, then one merge):
    synthq prepare --config job.yaml --corpus corpus.jsonl --out prep/
    synthq run --config job.yaml --prepared prep/ --shard auto/8 --out shard$i/   # each task
@@ -27,8 +27,10 @@ func prepareCommand() *cli.Command {
 It takes run's flags (so one --config file serves prepare, run and export)
 and uses those that shape the corpus work: the corpus flags, --dedup,
 --dedup-threshold, --max-passages, --holdout, --seed, --retriever and the
-embedding flags. The folder DIR (--out) holds a store (with the dense index the shards
-search: --dense-index, --dense-lists) and prepared.json;
+embedding flags. The folder DIR (--out) holds a store (with the dense
+index the shards search: --dense-index, --dense-lists), bm25.idx (with
+--retriever bm25: the BM25 index, memory-mapped by the runs) and
+prepared.json;
 runs open it read-only, any number at once (a shared volume or NFS), and
 refuse it if it was made from another corpus or with other settings.
 Re-running prepare resumes it: nothing embedded is embedded again.`,
@@ -56,8 +58,9 @@ Re-running prepare resumes it: nothing embedded is embedded again.`,
 // preparedStore is where a prepared folder keeps its store.
 func preparedStore(dir string) string { return filepath.Join(dir, "store") }
 
-// doPrepare reads the corpus into DIR/store, selects the passages and embeds
-// every passage once per dense run, then writes DIR/prepared.json.
+// doPrepare reads the corpus into DIR/store, selects the passages, embeds
+// every passage once per dense run and writes the BM25 index to
+// DIR/bm25.idx, then writes DIR/prepared.json.
 func doPrepare(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	dir := cfg.Out
 	cfg.Store = preparedStore(dir)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/synthq/synthq/internal/fakes"
+	"github.com/synthq/synthq/pipeline"
 )
 
 // passageInputs counts the texts a fake embedder served, by whether they
@@ -138,6 +140,17 @@ func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
 	if after := treeDigest(t, prep); after != before {
 		t.Errorf("the shards changed the prepared folder")
 	}
+	// The BM25 index was built once, by prepare: every shard mapped its file.
+	if _, err := os.Stat(filepath.Join(prep, "bm25.idx")); err != nil {
+		t.Errorf("prepare left no BM25 index: %v", err)
+	}
+	for i, s := range stores {
+		counts := manifestCounts(t, filepath.Dir(s), "mine")
+		if counts["bm25_index_built"] != 0 || counts["bm25_index_loaded"] != 1 {
+			t.Errorf("shard %d: BM25 index built %d times, loaded %d; want loaded once from the prepared folder, never built",
+				i, counts["bm25_index_built"], counts["bm25_index_loaded"])
+		}
+	}
 	merged := t.TempDir()
 	code, msg := synthq(t, context.Background(), append([]string{"export", "--quiet", "--out", merged, "--merge"}, stores...)...)
 	if code != 0 {
@@ -150,6 +163,41 @@ func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
 	if code != exitError || !strings.Contains(msg, "was begun as shard 2/4, this run is 0/1") {
 		t.Errorf("store of shard 2/4 run as 0/1: exit %d: %s", code, msg)
 	}
+
+	// A damaged BM25 index file is refused, naming the file and the fault.
+	bad := t.TempDir()
+	if err := os.CopyFS(bad, os.DirFS(prep)); err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(bad, "bm25.idx")
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(idx, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, msg = synthq(t, context.Background(), append(append([]string{}, args...), "--out", t.TempDir(), "--shard", "1/4", "--prepared", bad)...)
+	if code == 0 || !strings.Contains(msg, idx) || !strings.Contains(msg, "checksum") {
+		t.Errorf("a corrupt prepared BM25 index: exit %d: %s", code, msg)
+	}
+}
+
+// manifestCounts reads one stage's counters from the manifest.json in out.
+func manifestCounts(t *testing.T, out, stage string) map[string]int64 {
+	t.Helper()
+	var m struct {
+		Stages map[string]pipeline.StageStats `json:"stages"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Stages[stage].Counts
 }
 
 // A prepared folder made from another corpus or with other settings is
