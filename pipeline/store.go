@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +46,18 @@ type Store struct {
 	db       *badger.DB
 	path     string
 	readOnly bool
+	locks    sync.Map // name -> *sync.Mutex (Exclusive)
+}
+
+// Exclusive takes the in-process lock called name and returns its release:
+// work that stages running side by side would each compute (a selection
+// over the whole corpus) is done by the first, and the others wait and find
+// it stored.
+func (s *Store) Exclusive(name string) (release func()) {
+	m, _ := s.locks.LoadOrStore(name, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // ErrStoreLocked is returned by OpenStore when another process holds the store.

@@ -120,7 +120,7 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	if err != nil {
 		return err
 	}
-	asked, err := passagesAsked(ctx, st, cfg)
+	asked, err := passagesAsked(ctx, st, cfg, env.Progress)
 	if err != nil {
 		return err
 	}
@@ -426,8 +426,8 @@ func (g *generator) countAnswerFlags(ans []dataset.Answer) {
 // passagesAsked counts this shard's passages that the run's Selection asks
 // about (not duplicates, not held out, in the --max-passages sample): the
 // progress total is this times the slots per passage.
-func passagesAsked(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (int, error) {
-	sel, err := LoadSelection(ctx, st, cfg)
+func passagesAsked(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, prog *pipeline.Progress) (int, error) {
+	sel, err := LoadSelection(ctx, st, cfg, prog)
 	if err != nil {
 		return 0, err
 	}
@@ -464,7 +464,7 @@ type slot struct {
 // It returns how many of this shard's passages were skipped, by reason.
 func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
 	fn func(docID, qtype string, slots []slot) error) (map[string]int64, error) {
-	sel, err := LoadSelection(ctx, st, cfg)
+	sel, err := LoadSelection(ctx, st, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
