@@ -68,7 +68,13 @@ func nonFinite(v []float32) int {
 // *BadRecordError naming the key and the problem.
 func DecodeChecked[T any](key string, b []byte) (T, error) {
 	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
+	var err error
+	if p, ok := any(&v).(*Passage); ok {
+		err = DecodePassage(b, p) // the same result, without encoding/json for the usual form
+	} else {
+		err = json.Unmarshal(b, &v)
+	}
+	if err != nil {
 		return v, fmt.Errorf("store decode %q: %w", key, err)
 	}
 	if c, ok := any(&v).(Checked); ok {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synthq/synthq/internal/redact"
 )
 
 // Config is every setting of a run. A zero field means its default (see
@@ -387,7 +389,8 @@ func (c *Config) Teacher() string {
 }
 
 // Fingerprint identifies the settings that shape the exported data (no
-// secrets, no paths, no concurrency).
+// secrets, no paths, no concurrency). Secret-looking --llm-extra values
+// enter redacted, as MarshalJSON stores them.
 func (c *Config) Fingerprint() string {
 	cc := *c
 	cc.Corpus, cc.Out, cc.Store = "", "", ""
@@ -396,6 +399,10 @@ func (c *Config) Fingerprint() string {
 	cc.LLMConcurrency, cc.TeacherConcurrency, cc.EmbedConcurrency, cc.MaxConcurrency, cc.MaxOutage, cc.Grace = 0, 0, 0, 0, 0, 0
 	cc.Shard, cc.TolerateFailed = "", 0
 	cc.NoN, cc.RPM, cc.TPM, cc.TeacherRPM, cc.PriceInput, cc.PriceOutput = false, 0, 0, 0, 0, 0
+	// Secret-looking --llm-extra values as the stored config shows them
+	// (redacted): no hash of a credential in the manifest, and the
+	// fingerprint of a config read back from the store is the run's.
+	cc.LLMExtra = redact.Values(cc.LLMExtra)
 	// The plain encoding (durations and concurrency as numbers, as before
 	// MarshalJSON wrote them as a person reads them), so fingerprints of
 	// stores made before stay the same.

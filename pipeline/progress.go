@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +21,19 @@ type Progress struct {
 	quiet    bool
 	interval time.Duration
 	bars     sync.Map // stage name -> *Bar (the latest of that name)
+	now      func() time.Time
 }
 
 // NewProgress writes to w; tty selects the redrawn bar.
 func NewProgress(w io.Writer, tty, quiet bool) *Progress {
-	return &Progress{w: w, tty: tty, quiet: quiet, interval: 5 * time.Second}
+	return &Progress{w: w, tty: tty, quiet: quiet, interval: 5 * time.Second, now: time.Now}
+}
+
+func (p *Progress) clock() time.Time {
+	if p == nil || p.now == nil {
+		return time.Now()
+	}
+	return p.now()
 }
 
 // Bar tracks one stage.
@@ -38,6 +47,14 @@ type Bar struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 	ended atomic.Bool
+
+	mu      sync.Mutex
+	samples []barSample // (time, done) at each estimate, the recent ones
+}
+
+type barSample struct {
+	t    time.Time
+	done int64
 }
 
 // BarState is one stage's progress as Progress.Bars reports it.
@@ -73,7 +90,8 @@ func (p *Progress) Warnf(format string, args ...any) {
 
 // Start begins a bar for a stage with total units (0: unknown).
 func (p *Progress) Start(name string, total int64) *Bar {
-	b := &Bar{p: p, name: name, total: total, start: time.Now(), stop: make(chan struct{})}
+	now := p.clock()
+	b := &Bar{p: p, name: name, total: total, start: now, stop: make(chan struct{}), samples: []barSample{{now, 0}}}
 	if p != nil {
 		p.bars.Store(name, b)
 	}
@@ -120,23 +138,89 @@ func (b *Bar) Finish() {
 	})
 }
 
+// estimate returns the rate shown (units a second over the recent past)
+// and the time left (ok false when it cannot be told), noting (now, done)
+// as a sample. The recent past is the last quarter of the time elapsed
+// (five samples at least). A
+// stage's rate drifts (label slows as the store it reads grows, generate
+// speeds up as the endpoints warm): the rates over the window's thirds give
+// the drift per unit done, and the time left is the
+// remaining units at that drifting rate (kept between half and twice the
+// recent rate, as a drift seldom goes on unchanged for long). A drift is
+// counted only when the window's three thirds agree on it, so a one-off
+// spurt (a run of stored items) does not pass for a trend.
+func (b *Bar) estimate(now time.Time, done int64) (rate float64, left time.Duration, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.samples = append(b.samples, barSample{now, done})
+	cut := now.Add(-now.Sub(b.start) / 4)
+	i := 0
+	for i+1 < len(b.samples)-4 && !b.samples[i+1].t.After(cut) { // keep 5 samples at least
+		i++
+	}
+	b.samples = b.samples[i:]
+	first := b.samples[0]
+	if dt := now.Sub(first.t).Seconds(); dt > 0 {
+		rate = float64(done-first.done) / dt
+	}
+	if b.total <= 0 || rate <= 0 || done >= b.total {
+		return rate, 0, false
+	}
+	var slope float64 // units/s per unit done
+	if n := len(b.samples); n >= 4 {
+		// The window in thirds: a drift counts when both steps agree in
+		// sign, at the smaller of the two, so a one-off spurt is no trend.
+		p0, p1, p2, p3 := first, b.samples[n/3], b.samples[2*n/3], b.samples[n-1]
+		r := func(a, b barSample) (float64, float64, bool) {
+			d, t := float64(b.done-a.done), b.t.Sub(a.t).Seconds()
+			return d / t, float64(a.done+b.done) / 2, d > 0 && t > 0
+		}
+		r1, x1, ok1 := r(p0, p1)
+		r2, x2, ok2 := r(p1, p2)
+		r3, x3, ok3 := r(p2, p3)
+		if ok1 && ok2 && ok3 && x2 > x1 && x3 > x2 {
+			s1, s2 := (r2-r1)/(x2-x1), (r3-r2)/(x3-x2)
+			if s1*s2 > 0 {
+				slope = s1
+				if math.Abs(s2) < math.Abs(s1) {
+					slope = s2
+				}
+			}
+		}
+	}
+	remaining := float64(b.total - done)
+	const steps = 64
+	secs := 0.0
+	for k := range steps {
+		x := remaining * (float64(k) + 0.5) / steps
+		r := min(max(rate+slope*x, rate/2), 2*rate)
+		secs += remaining / steps / r
+	}
+	return rate, time.Duration(secs * float64(time.Second)), true
+}
+
 func (b *Bar) render(final bool) {
 	done := b.done.Load()
-	el := time.Since(b.start).Seconds()
+	now := b.p.clock()
+	el := now.Sub(b.start).Seconds()
 	rate := 0.0
 	if el > 0 {
 		rate = float64(done) / el
+	}
+	recent, left, ok := b.estimate(now, done)
+	if !final {
+		rate = recent
 	}
 	line := fmt.Sprintf("%-9s %d", b.name, done)
 	if b.total > 0 {
 		line = fmt.Sprintf("%-9s %d/%d %5.1f%%", b.name, done, b.total, 100*float64(done)/float64(b.total))
 	}
 	line += fmt.Sprintf("  %.0f/s", rate)
-	if !final && b.total > 0 && rate > 0 && done < b.total {
-		line += fmt.Sprintf("  ETA %s", (time.Duration(float64(b.total-done)/rate) * time.Second).Round(time.Second))
+	if !final && ok {
+		line += fmt.Sprintf("  ETA %s", left.Round(time.Second))
 	}
 	if final {
-		line += fmt.Sprintf("  in %s", time.Since(b.start).Round(time.Millisecond))
+		line += fmt.Sprintf("  in %s", now.Sub(b.start).Round(time.Millisecond))
 	} else if b.p.Status != nil {
 		if s := b.p.Status(); s != "" {
 			line += "  | " + s

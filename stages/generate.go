@@ -51,7 +51,13 @@ func newGenPlan(cfg *pipeline.Config) (*genPlan, error) {
 	if cfg.Offline {
 		kind = "offline"
 	}
-	extra, _ := json.Marshal(cfg.LLMExtra) // map keys marshal sorted
+	// The extra body keys enter every request's fingerprint as the stored
+	// config shows them (secret-looking values redacted, map keys sorted):
+	// a credential does not shape the answer (like --llm-api-key and the
+	// URLs, it is left out, so a rotated key keeps the cache), no hash of it
+	// reaches the store, and a fingerprint rebuilt from the stored config
+	// (inspect, report) finds the run's answers.
+	extra, _ := json.Marshal(redact.Values(cfg.LLMExtra))
 	return &genPlan{cfg: cfg, tm: tm, pool: pool, kind: kind, extra: string(extra)}, nil
 }
 
@@ -114,7 +120,7 @@ func runGenerate(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	if err != nil {
 		return err
 	}
-	asked, err := passagesAsked(ctx, st, cfg)
+	asked, err := passagesAsked(ctx, st, cfg, env.Progress)
 	if err != nil {
 		return err
 	}
@@ -420,8 +426,8 @@ func (g *generator) countAnswerFlags(ans []dataset.Answer) {
 // passagesAsked counts this shard's passages that the run's Selection asks
 // about (not duplicates, not held out, in the --max-passages sample): the
 // progress total is this times the slots per passage.
-func passagesAsked(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (int, error) {
-	sel, err := LoadSelection(ctx, st, cfg)
+func passagesAsked(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, prog *pipeline.Progress) (int, error) {
+	sel, err := LoadSelection(ctx, st, cfg, prog)
 	if err != nil {
 		return 0, err
 	}
@@ -458,7 +464,7 @@ type slot struct {
 // It returns how many of this shard's passages were skipped, by reason.
 func forEachGroup(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, plan *genPlan,
 	fn func(docID, qtype string, slots []slot) error) (map[string]int64, error) {
-	sel, err := LoadSelection(ctx, st, cfg)
+	sel, err := LoadSelection(ctx, st, cfg, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -80,17 +80,22 @@ func (ms *mineState) build(ctx context.Context, env *pipeline.Env, deps *Deps) e
 	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
 		return err
 	}
-	sel, err := LoadSelection(ctx, st, env.Config)
+	sel, err := LoadSelection(ctx, st, env.Config, env.Progress)
 	if err != nil {
 		return err
 	}
 	// A candidate duplicates the source when their normalised texts are
 	// equal or the selection made one a duplicate of the other's root.
-	normOf := map[string]uint64{}
-	if err := dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
+	// One pass over the corpus, shown as the "passages" bar.
+	normOf := make(map[string]uint64, meta.Passages)
+	bar := env.Progress.Start("passages", int64(meta.Passages))
+	err = dataset.ScanJSON(st, pipeline.PrefixDoc, func(id string, p dataset.Passage) error {
 		normOf[id] = pipeline.Hash64(prompts.Normalize(p.Full()))
+		bar.Add(1)
 		return nil
-	}); err != nil {
+	})
+	bar.Finish()
+	if err != nil {
 		return err
 	}
 	runs, err := firstPasses(ctx, env, deps, meta)

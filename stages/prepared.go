@@ -250,7 +250,7 @@ func runPrepare(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 			m.Skipped[name] = v
 		}
 	}
-	sel, err := LoadSelection(ctx, st, cfg)
+	sel, err := LoadSelection(ctx, st, cfg, env.Progress)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package stages
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -80,14 +79,17 @@ func selectionKey(cfg *pipeline.Config, corpusSHA string) string {
 // LoadSelection returns the run's selection, computing and storing it when
 // the stored one was made with other settings or another corpus. Cost of a
 // computation: one pass over the passages (MinHash for --dedup near: about
-// 128 multiply-adds per word), memory as dedup.Finder states.
-func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config) (*Selection, error) {
+// 128 multiply-adds per word), memory as dedup.Finder states; it shows as
+// the "select" bar of prog (nil: none). Stages that ask at the same time
+// wait for the first to compute it.
+func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, prog *pipeline.Progress) (*Selection, error) {
+	defer st.Exclusive("selection")()
 	sel, ok, key, err := storedSelection(st, cfg)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		if sel, err = computeSelection(ctx, st, cfg, key); err != nil {
+		if sel, err = computeSelection(ctx, st, cfg, key, prog); err != nil {
 			return nil, err
 		}
 		if err := st.PutJSON(dataset.MetaSelection, sel); err != nil {
@@ -130,8 +132,14 @@ func (sel Selection) ready(cfg *pipeline.Config) *Selection {
 	return &sel
 }
 
-func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, key string) (Selection, error) {
+func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, key string, prog *pipeline.Progress) (Selection, error) {
 	sel := Selection{Key: key, Duplicates: map[string]string{}}
+	var meta dataset.CorpusMeta
+	if _, err := st.GetJSON(dataset.MetaCorpus, &meta); err != nil {
+		return sel, err
+	}
+	bar := prog.Start("select", int64(meta.Passages))
+	defer bar.Finish()
 	var ids []string
 	var finder *dedup.Finder
 	if cfg.Dedup == "near" {
@@ -143,11 +151,12 @@ func computeSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Con
 			return err
 		}
 		ids = append(ids, id)
+		bar.Add(1)
 		if cfg.Dedup == "off" {
 			return nil
 		}
 		var p dataset.Passage
-		if err := json.Unmarshal(v, &p); err != nil {
+		if err := dataset.DecodePassage(v, &p); err != nil {
 			return fmt.Errorf("passage %q: %w", id, err)
 		}
 		norm := prompts.Normalize(p.Full())

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Lexical is the offline teacher: a deterministic score from word overlap,
@@ -50,8 +51,8 @@ func (Lexical) Score(ctx context.Context, query string, passages []string) ([]fl
 		clear(seenB)
 		nu, nb := 0, 0
 		prev := -1
-		for w := range lexWordSeq(p) {
-			id, ok := uni[w]
+		for w := range passageWords(p) {
+			id, ok := uni[string(w)]
 			if !ok {
 				prev = -1
 				continue
@@ -84,4 +85,45 @@ func (Lexical) Score(ctx context.Context, query string, passages []string) ([]fl
 // digits, as strings.FieldsFunc splits them.
 func lexWordSeq(s string) iter.Seq[string] {
 	return strings.FieldsFuncSeq(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+}
+
+// passageWords yields the words of s lower-cased, as lexWordSeq does, as
+// byte slices valid until the next word. ASCII text (most corpora) is split
+// and lower-cased in one pass with no allocation; other text goes through
+// lexWordSeq.
+func passageWords(s string) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				for w := range lexWordSeq(s) {
+					if !yield([]byte(w)) {
+						return
+					}
+				}
+				return
+			}
+		}
+		var buf [64]byte
+		w := buf[:0]
+		for i := 0; i <= len(s); i++ {
+			var c byte
+			if i < len(s) {
+				c = s[i]
+			}
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+				w = append(w, c)
+				continue
+			case 'A' <= c && c <= 'Z':
+				w = append(w, c+'a'-'A')
+				continue
+			}
+			if len(w) > 0 {
+				if !yield(w) {
+					return
+				}
+				w = buf[:0]
+			}
+		}
+	}
 }

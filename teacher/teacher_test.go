@@ -349,7 +349,13 @@ func lexicalReference(query string, passages []string) []float32 {
 }
 
 func TestLexicalMatchesReference(t *testing.T) {
-	vocab := []string{"the", "The", "cell", "CELL", "cell's", "p53", "ÉTÉ", "été", "a-b", "x", "", " ", ",", "\t", "naïve", "42", "ß"}
+	// Two vocabularies: ASCII text takes Score's byte path, the other the
+	// Unicode one (K is the Kelvin sign, which lower-cases to ASCII k).
+	vocabs := [][]string{
+		{"the", "The", "cell", "CELL", "cell's", "p53", "ÉTÉ", "été", "a-b", "x", "", " ", ",", "\t", "naïve", "42", "ß", "K", "k"},
+		{"the", "The", "cell", "CELL", "cell's", "p53", "a-b", "x", "k", "K", "", " ", ",", "\t", "\x00", "42", "Z9z", "@[`{"},
+	}
+	var vocab []string
 	rng := rand.New(rand.NewPCG(7, 20))
 	text := func(n int) string {
 		var b strings.Builder
@@ -361,7 +367,8 @@ func TestLexicalMatchesReference(t *testing.T) {
 		}
 		return b.String()
 	}
-	for q := range 500 {
+	for q := range 1000 {
+		vocab = vocabs[q%2]
 		query := text(rng.IntN(12))
 		ps := make([]string, 1+rng.IntN(8))
 		for i := range ps {

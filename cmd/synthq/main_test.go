@@ -367,9 +367,18 @@ func TestSecretsNeverWritten(t *testing.T) {
 	defer emb.Close()
 	t.Setenv("SYNTHQ_LLM_API_KEY", llmKey)
 	code, msg := synthq(t, context.Background(), append(args, "--teacher-api-key", teacherKey, "--embed-api-key", embedKey,
-		"--retriever", "bm25,dense", "--embed-url", emb.URL(), "--embed-model", "e5")...)
+		"--retriever", "bm25,dense", "--embed-url", emb.URL(), "--embed-model", "e5",
+		"--llm-extra", `{"top_k":20,"api_key":"xk-extra-SECRET-55"}`)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
+	}
+	// The stored config shows the extra key redacted; the request
+	// fingerprints inspect rebuilds from it are the run's: it finds the
+	// answer.
+	code, msg = synthq(t, context.Background(), "inspect", "--store", filepath.Join(out, "store"), "--json", "kb001:questions:0")
+	var story struct{ Answer *dataset.Answer }
+	if code != 0 || json.Unmarshal([]byte(msg), &story) != nil || story.Answer == nil {
+		t.Errorf("inspect after a run with a secret --llm-extra key: exit %d, no answer: %s", code, msg)
 	}
 	if strings.Contains(msg, "SECRET") {
 		t.Errorf("output mentions a key: %s", msg)

@@ -18,7 +18,7 @@ func prepareCommand() *cli.Command {
 	flags := runFlags()
 	return &cli.Command{
 		Name:  "prepare",
-		Usage: "do the corpus work once for every shard of a job: read and dedup the corpus, sample, embed every passage, build the BM25 index (then: synthq run --prepared DIR)",
+		Usage: "do the corpus work once for every shard of a job: read and dedup the corpus, sample, embed every passage, build the BM25 and dense indexes (then: synthq run --prepared DIR)",
 		Description: `Example (one prepare, then N shards on a cluster, then one merge):
    synthq prepare --config job.yaml --corpus corpus.jsonl --out prep/
    synthq run --config job.yaml --prepared prep/ --shard auto/8 --out shard$i/   # each task
@@ -27,8 +27,10 @@ func prepareCommand() *cli.Command {
 It takes run's flags (so one --config file serves prepare, run and export)
 and uses those that shape the corpus work: the corpus flags, --dedup,
 --dedup-threshold, --max-passages, --holdout, --seed, --retriever and the
-embedding flags. The folder DIR (--out) holds a store, bm25.idx (with --retriever bm25: the
-BM25 index, memory-mapped by the runs) and prepared.json;
+embedding flags. The folder DIR (--out) holds a store (with the dense
+index the shards search: --dense-index, --dense-lists), bm25.idx (with
+--retriever bm25: the BM25 index, memory-mapped by the runs) and
+prepared.json;
 runs open it read-only, any number at once (a shared volume or NFS), and
 refuse it if it was made from another corpus or with other settings.
 Re-running prepare resumes it: nothing embedded is embedded again.`,
@@ -100,8 +102,15 @@ func doPrepare(ctx context.Context, cfg *pipeline.Config, log io.Writer) error {
 	}
 	if !cfg.Quiet {
 		p := env.Counters("prepare").Snapshot()
-		fmt.Fprintf(log, "prepared %d passages in %s (%d passage vectors embedded, %d already stored); run the shards with --prepared %s\n",
-			m.Passages, dir, p["passage_vectors_embedded"], p["passage_vectors_cached"], dir)
+		idx := ""
+		for _, d := range m.Dense {
+			idx += fmt.Sprintf("; %s index %s", d.Model, d.IndexMode)
+			if d.IndexMode == "approx" {
+				idx += fmt.Sprintf(" (%d lists)", d.IndexLists)
+			}
+		}
+		fmt.Fprintf(log, "prepared %d passages in %s (%d passage vectors embedded, %d already stored%s); run the shards with --prepared %s\n",
+			m.Passages, dir, p["passage_vectors_embedded"], p["passage_vectors_cached"], idx, dir)
 	}
 	return nil
 }
