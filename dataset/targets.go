@@ -26,6 +26,17 @@ type Targets struct {
 	DevSource int      `json:"dev_passages"`
 	dev       map[string]bool
 	counts    map[string]int64
+	invalid   *BadRecordError // the first list that failed its check
+}
+
+// FirstInvalid is the first labelled list that failed its check (counted
+// as drop_invalid_record), naming its key and what is wrong; nil when
+// none did.
+func (t *Targets) FirstInvalid() error {
+	if t.invalid == nil {
+		return nil
+	}
+	return t.invalid
 }
 
 // percentile is numpy's default (linear interpolation between order statistics).
@@ -205,6 +216,9 @@ func TargetsOf(ctx context.Context, st Labels, cfg *pipeline.Config) (*Targets, 
 		var bad *BadRecordError
 		if errors.As(err, &bad) {
 			t.counts["drop_"+DropInvalidRecord]++
+			if t.invalid == nil {
+				t.invalid = bad
+			}
 			return nil
 		}
 		if err != nil {

@@ -148,30 +148,12 @@ func waitLock(dir string, shared bool) (func(), error) {
 }
 
 func openStore(dir string, readOnly bool) (*Store, error) {
-	opts := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithNumVersionsToKeep(1).
-		WithCompactL0OnClose(!readOnly).
-		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(valueLogFileSize).
-		// Sized for synthq's access pattern (BENCHMARKS.md "Millions of
-		// passages"): bulk writes in batches, then random point reads of
-		// passages all over the corpus. Uncompressed tables are read straight
-		// from their mapping (page cache, shared, reclaimable): no block cache
-		// to fill, no block decompressed per random read, and a table build
-		// holds one copy of its blocks, not two (the 1M-passage run's peak was
-		// 1.04 GB of builder and cache buffers with Snappy).
-		WithCompression(options.None).
-		WithBlockCacheSize(0).
-		// Smaller memtables: a flush builds a table as big as the memtable
-		// in memory, and up to NumMemtables of them wait; 16 MB × 3 bounds
-		// that near 100 MB against 64 MB × 5 (~600 MB at the 1M peak). More
-		// L0 tables is the price, which two compactors keep up with.
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(3).
-		WithNumCompactors(2).
-		WithReadOnly(readOnly).
-		WithBypassLockGuard(readOnly) // readers take their own shared lock (OpenStoreReadOnly)
+	if !readOnly {
+		if err := precheckFormat(dir); err != nil {
+			return nil, err
+		}
+	}
+	opts := storeOptions(dir, readOnly)
 	// After a killed process is reaped, the kernel can hold its directory lock
 	// for some milliseconds more; a live synthq holds it for good. Retrying for
 	// up to a second tells the two apart without making the second wait long.
@@ -199,6 +181,58 @@ func openStore(dir string, readOnly bool) (*Store, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// precheckFormat refuses, before a writable open, an existing store of a
+// newer format (checkFormat), reading it only: Badger's writable open
+// creates a value-log file and its close compacts, which would change the
+// newer synthq's store before it is refused. A store that cannot be read
+// so (held by another process, left by a killed one) is left to the
+// writable open, which says so or recovers it, and then checks. Cost: one
+// read-only open of the store's MANIFEST and tables.
+func precheckFormat(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); err != nil {
+		return nil // a new store
+	}
+	release, err := lockDir(dir, true)
+	if err != nil {
+		return nil
+	}
+	defer release()
+	db, err := badger.Open(storeOptions(dir, true))
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	return (&Store{db: db, path: dir, readOnly: true}).checkFormat(false)
+}
+
+// storeOptions are Badger's options for the store at dir.
+func storeOptions(dir string, readOnly bool) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithCompactL0OnClose(!readOnly).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(valueLogFileSize).
+		// Sized for synthq's access pattern (BENCHMARKS.md "Millions of
+		// passages"): bulk writes in batches, then random point reads of
+		// passages all over the corpus. Uncompressed tables are read straight
+		// from their mapping (page cache, shared, reclaimable): no block cache
+		// to fill, no block decompressed per random read, and a table build
+		// holds one copy of its blocks, not two (the 1M-passage run's peak was
+		// 1.04 GB of builder and cache buffers with Snappy).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		// Smaller memtables: a flush builds a table as big as the memtable
+		// in memory, and up to NumMemtables of them wait; 16 MB × 3 bounds
+		// that near 100 MB against 64 MB × 5 (~600 MB at the 1M peak). More
+		// L0 tables is the price, which two compactors keep up with.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithNumCompactors(2).
+		WithReadOnly(readOnly).
+		WithBypassLockGuard(readOnly) // readers take their own shared lock (OpenStoreReadOnly)
 }
 
 // StoreFormat is the version of the store's layout (key prefixes and

@@ -243,6 +243,11 @@ type Data struct {
 	Settings, Provenance                                  []KV
 	ExamplesPer, Candidates                               int
 	Adapter                                               *adapter.Record // the last `synthq adapt` on this store; nil if none
+	// InvalidLists counts the stored labelled lists that fail their check
+	// (left out of every figure); FirstInvalid names the first and what is
+	// wrong with it.
+	InvalidLists int64
+	FirstInvalid error
 }
 
 // DropExamples are the examples of one drop reason.
@@ -418,6 +423,7 @@ func (b *builder) scanLabelled() error {
 	if err != nil {
 		return err
 	}
+	b.d.InvalidLists, b.d.FirstInvalid = t.DropCounts()["drop_"+dataset.DropInvalidRecord], t.FirstInvalid()
 	s := &b.d.Scores
 	switch {
 	case cfg.Offline:

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -109,7 +110,33 @@ A target flag not given keeps the value the run used (stored with its store);
 			}
 			ex := env.Counters("export").Snapshot()
 			fmt.Fprintf(c.App.ErrWriter, "%s %d train and %d dev lists to %s (%s layout: %s)%s\n", wroteOrKept(ex), ex["rows_train"], ex["rows_dev"], cfg.Out, cfg.Layout, strings.Join(cfg.Formats, ", "), leftOut(ex, &cfg))
-			return nil
+			return invalidLists(c.App.ErrWriter, st, &cfg, ex)
 		},
 	}
+}
+
+// invalidLists names the stored lists this export left out because they
+// fail their check (lists of different lengths, a score that is not
+// finite: a store damaged or written by a broken synthq), at most three of
+// them with what is wrong, and makes the export exit 3: the files are
+// written without them, the store is untouched, and `synthq run` computes
+// them again. Nothing is said, and nil returned, when there were none.
+func invalidLists(log io.Writer, st *pipeline.Store, cfg *pipeline.Config, ex map[string]int64) error {
+	n := ex["drop_"+dataset.DropInvalidRecord]
+	if n == 0 {
+		return nil
+	}
+	fails, _, err := dataset.Failures(st, cfg.FailureScope())
+	if err != nil {
+		return err
+	}
+	shown := 0
+	for _, f := range fails {
+		if f.Stage != "export" || shown == 3 {
+			continue
+		}
+		fmt.Fprintf(log, "invalid stored list %s: %s\n", f.Item, f.Reason)
+		shown++
+	}
+	return failedItemsError{n: int(n), what: "stored lists invalid and left out (`synthq run` computes them again; see `synthq stats`)"}
 }

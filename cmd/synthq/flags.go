@@ -36,11 +36,17 @@ func float(name string, value float64, usage string) cli.Flag {
 }
 
 // finite is the action of every number flag: NaN and ±Inf parse as
-// numbers (strconv.ParseFloat) but pass every range check unnoticed.
+// numbers (strconv.ParseFloat) but pass every range check unnoticed. They
+// are a malformed value, as "abc" is: a usage error (exit 2) naming the
+// flag, before anything is opened.
 func finite(name string) func(*cli.Context, float64) error {
-	return func(_ *cli.Context, v float64) error {
+	return func(c *cli.Context, v float64) error {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("--%s must be a finite number, got %g", name, v)
+			cmd := ""
+			if c != nil && c.Command != nil {
+				cmd = c.Command.Name
+			}
+			return usagef(cmd, "--%s must be a finite number, got %g", name, v)
 		}
 		return nil
 	}

@@ -39,9 +39,13 @@ const (
 type failedItemsError struct {
 	n, asked  int
 	tolerated float64
+	what      string // what failed, when not the run's items
 }
 
 func (e failedItemsError) Error() string {
+	if e.what != "" {
+		return fmt.Sprintf("done with %d %s", e.n, e.what)
+	}
 	over := ""
 	if e.tolerated > 0 {
 		over = fmt.Sprintf(", %.2f%% of %d queries asked, above --tolerate-failed %g", 100*float64(e.n)/float64(max(e.asked, 1)), e.asked, e.tolerated)

@@ -55,10 +55,16 @@ Target flags (--list-size, --min-top-percentile, …) show the data as an export
 			}
 			opts := &report.Options{StorePath: c.String("store"), Manifest: manifest,
 				Examples: c.Int("examples"), Sample: c.Int("sample")}
-			if err := writeReport(c.Context, st, &cfg, opts, c.String("out"), c.Bool("force")); err != nil {
+			d, err := writeReportData(c.Context, st, &cfg, opts, c.String("out"), c.Bool("force"))
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", c.String("out"))
+			if d.InvalidLists > 0 {
+				// Left out of every figure: say so, and exit 3.
+				fmt.Fprintf(c.App.ErrWriter, "report: %v (left out)\n", d.FirstInvalid)
+				return failedItemsError{n: int(d.InvalidLists), what: "stored lists invalid and left out of the report (`synthq run` computes them again)"}
+			}
 			return nil
 		},
 	}
@@ -88,13 +94,24 @@ func checkReportPath(path string, force bool) error {
 // temporary file beside it (O_EXCL, a random name) renamed over path when
 // complete. path is checked first (checkReportPath).
 func writeReport(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, opts *report.Options, path string, force bool) error {
+	_, err := writeReportData(ctx, st, cfg, opts, path, force)
+	return err
+}
+
+// writeReportData is writeReport, returning what the report shows.
+func writeReportData(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, opts *report.Options, path string, force bool) (*report.Data, error) {
 	if err := checkReportPath(path, force); err != nil {
-		return err
+		return nil, err
 	}
 	d, err := report.Build(ctx, st, cfg, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return d, writeReportFile(d, path, force)
+}
+
+// writeReportFile renders d to path through a temporary file.
+func writeReportFile(d *report.Data, path string, force bool) error {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("report: %w", err)
