@@ -190,9 +190,16 @@ func (e *Env) AllCounters() map[string]map[string]int64 {
 
 // StageStats is what a stage leaves in the store under stat/<name>.
 type StageStats struct {
-	Counts   map[string]int64 `json:"counts"`
-	Seconds  float64          `json:"seconds"`
-	Finished time.Time        `json:"finished"`
+	Counts map[string]int64 `json:"counts"`
+	// Seconds is the stage's own time: its Run, and the wait for its
+	// work ahead to finish after the stages before it had (time no other
+	// stage's Seconds holds).
+	Seconds float64 `json:"seconds"`
+	// AheadSeconds is how long the stage worked ahead beside the stages
+	// before it (overlap: their Seconds hold that time too); 0 when it did
+	// not.
+	AheadSeconds float64   `json:"ahead_seconds,omitempty"`
+	Finished     time.Time `json:"finished"`
 	// Paid is the last run of the stage that sent requests (see
 	// Stage.PaidCounter): this run's figures when it did, an earlier run's
 	// when this one found everything stored; nil when none did.
@@ -231,8 +238,10 @@ func Run(ctx context.Context, env *Env, stages []Stage) (runErr error) {
 	}
 	aheads := map[int]*ahead{}
 	started := false
+	var aheadFrom time.Time // when the stages working ahead started
 	start := func() {
 		started = true
+		aheadFrom = time.Now()
 		if env.NoOverlap {
 			return
 		}
@@ -290,6 +299,11 @@ func Run(ctx context.Context, env *Env, stages []Stage) (runErr error) {
 		if st.Announces && !started {
 			start()
 		}
+		start0 := time.Now()
+		var aheadSeconds float64
+		if aheads[i] != nil {
+			aheadSeconds = start0.Sub(aheadFrom).Seconds()
+		}
 		drain(i)
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
 			return cause
@@ -297,7 +311,6 @@ func Run(ctx context.Context, env *Env, stages []Stage) (runErr error) {
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
-		start0 := time.Now()
 		err := st.Run(ctx, env)
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause // an Ahead failed, and cancelled this stage
@@ -311,7 +324,7 @@ func Run(ctx context.Context, env *Env, stages []Stage) (runErr error) {
 		if ctx.Err() != nil || env.Stopping() {
 			return ErrInterrupted // the stage may have left work undone
 		}
-		stats := StageStats{Counts: env.Counters(st.Name).Snapshot(), Seconds: time.Since(start0).Seconds(), Finished: time.Now().UTC()}
+		stats := StageStats{Counts: env.Counters(st.Name).Snapshot(), Seconds: time.Since(start0).Seconds(), AheadSeconds: aheadSeconds, Finished: time.Now().UTC()}
 		if st.PaidCounter != "" {
 			if stats.Counts[st.PaidCounter] > 0 {
 				paid := stats

@@ -184,7 +184,11 @@ func printStats(w io.Writer, stats map[string]pipeline.StageStats, use stages.To
 			fmt.Fprintf(w, "%-9s (not run)\n", name)
 			continue
 		}
-		fmt.Fprintf(w, "%-9s %.1fs\n", name, s.Seconds)
+		if s.AheadSeconds > 0 {
+			fmt.Fprintf(w, "%-9s %.1fs (and %.1fs ahead, beside the stages before it)\n", name, s.Seconds, s.AheadSeconds)
+		} else {
+			fmt.Fprintf(w, "%-9s %.1fs\n", name, s.Seconds)
+		}
 		for _, k := range pipeline.SortedKeys(s.Counts) {
 			fmt.Fprintf(w, "  %-32s %d\n", k, s.Counts[k])
 		}
