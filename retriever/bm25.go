@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -268,13 +269,14 @@ func (b *BM25Builder) BuildProgress(progress func(done, total int64)) *BM25 {
 	for _, id := range b.ids {
 		size += len(id)
 	}
-	idBytes := make([]byte, 0, size)
+	var ids strings.Builder
+	ids.Grow(size)
 	for i, id := range b.ids {
-		idBytes = append(idBytes, id...)
-		idOff[i+1] = uint64(len(idBytes))
+		ids.WriteString(id)
+		idOff[i+1] = uint64(ids.Len())
 	}
 	ix := &BM25{an: b.an, params: b.params, n: n, avgdl: avgdl,
-		idOff: idOff, idBytes: idBytes, termOff: termOff, termBytes: termBytes,
+		idOff: idOff, ids: ids.String(), termOff: termOff, termBytes: termBytes,
 		start: start, docs: docs, inv: inv}
 	ix.bounds()
 	ix.initScratch()
@@ -283,19 +285,87 @@ func (b *BM25Builder) BuildProgress(progress func(done, total int64)) *BM25 {
 	return ix
 }
 
-// bounds computes the per-term upper bounds pruning uses from the postings.
+// boundRanks are the ranks whose inv bm25 keeps per term: rank 1 (the
+// smallest inv: w·(1 - inv) bounds what the term adds to any passage,
+// MaxScore's upper bound) and ranks 10, 100 and 1000 (at least that many
+// passages score w·(1 - inv) or more: a floor for the k-th best score before
+// any passage is scored).
+var boundRanks = [4]int{1, 10, 100, 1000}
+
+// bounds computes rankInv from the postings. Cost: a selection (linear on
+// average) over each term's postings.
 func (ix *BM25) bounds() {
 	nTerms := len(ix.start) - 1
-	// Per term: the smallest inv of its postings, so w·(1 - minInv) bounds
-	// what the term can add to any passage (MaxScore's upper bound).
-	ix.minInv = make([]float32, nTerms)
+	ix.rankInv = make([]float32, 4*nTerms)
+	var scratch []float32
 	for t := 0; t < nTerms; t++ {
+		inv := ix.inv[ix.start[t]:ix.start[t+1]]
+		r := ix.rankInv[4*t : 4*t+4]
+		for i := range r {
+			r[i] = 1 // fewer postings than the rank: a floor of 0
+		}
 		m := float32(1)
-		for _, v := range ix.inv[ix.start[t]:ix.start[t+1]] {
+		for _, v := range inv {
 			m = min(m, v)
 		}
-		ix.minInv[t] = m
+		r[0] = m
+		if len(inv) < boundRanks[1] {
+			continue
+		}
+		scratch = append(scratch[:0], inv...)
+		part := scratch
+		for i := 3; i >= 1; i-- { // the largest rank first: the smaller ones are then among part's first
+			k := boundRanks[i]
+			if len(part) < k {
+				continue
+			}
+			r[i] = nthSmallest(part, k-1)
+			part = part[:k]
+		}
 	}
+}
+
+// nthSmallest reorders v so that v[n] is the value sorted order would put
+// there, every value before it no greater, and returns it (Hoare's
+// quickselect, median-of-three pivots: deterministic).
+func nthSmallest(v []float32, n int) float32 {
+	lo, hi := 0, len(v)-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if v[m] < v[lo] {
+			v[m], v[lo] = v[lo], v[m]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] < v[m] {
+			v[hi], v[m] = v[m], v[hi]
+		}
+		pivot := v[m]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] < pivot {
+				i++
+			}
+			for v[j] > pivot {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case n <= j:
+			hi = j
+		case n >= i:
+			lo = i
+		default:
+			return v[n]
+		}
+	}
+	return v[n]
 }
 
 func (ix *BM25) initScratch() {
@@ -310,14 +380,14 @@ type BM25 struct {
 	an        *Analyzer
 	params    BM25Params
 	n         int      // passages
-	idOff     []uint64 // per passage: its id is idBytes[idOff[d]:idOff[d+1]]
-	idBytes   []byte
+	idOff     []uint64 // per passage: its id is ids[idOff[d]:idOff[d+1]]
+	ids       string   // the passage ids, concatenated (a copy on the heap: hits share it)
 	termOff   []uint64 // per term id, in sorted order of the terms: termBytes[termOff[t]:termOff[t+1]]
 	termBytes []byte
 	start     []uint64 // per term: its postings are docs[start[t]:start[t+1]]
 	docs      []uint32
 	inv       []float32 // per posting: 1 / (1 + tf · normInv[norm of its passage])
-	minInv    []float32 // per term: the smallest inv of its postings
+	rankInv   []float32 // per term, 4 each: the inv at each of boundRanks when its postings are sorted by inv
 	avgdl     float32
 	scratch   sync.Pool
 	unmap     func() error // a loaded index: releases the file mapping
@@ -331,9 +401,7 @@ type searchScratch struct {
 	qt      []queryTerm
 	cur     []*queryTerm
 	cum     []float64
-	contrib []float32 // per term and window passage: its contribution
-	wacc    []float64 // per window passage: the partial score
-	wmask   []uint64  // per window passage: the terms that matched
+	wacc    []float32 // per window passage: the partial score
 	cand    []uint16  // the window's candidates
 }
 
@@ -375,7 +443,7 @@ func (ix *BM25) termAt(t int) string {
 }
 
 // id is passage d's id.
-func (ix *BM25) id(d uint32) string { return string(ix.idBytes[ix.idOff[d]:ix.idOff[d+1]]) }
+func (ix *BM25) id(d uint32) string { return ix.ids[ix.idOff[d]:ix.idOff[d+1]] }
 
 // Search returns the top k passages for query. A query term repeated n times
 // weighs n times, as in Anserini's bag-of-words queries. Ties rank the earlier
@@ -383,18 +451,21 @@ func (ix *BM25) id(d uint32) string { return string(ix.idBytes[ix.idOff[d]:ix.id
 //
 // Search prunes with MaxScore (Turtle & Flood; Lucene's and PISA's
 // document-at-a-time form): query terms are ordered by the most they can add
-// to a passage, and once the k-th best score so far exceeds the sum of the
+// to a passage, and once the k-th best score exceeds the sum of the
 // smallest bounds, those terms no longer nominate candidates: they are only
-// looked up (by galloping) for passages the others found, and a passage is
-// dropped as soon as its partial score plus the remaining bounds cannot beat
-// the k-th. Every passage that reaches the top k is scored by adding its
-// terms' float32 contributions in the same order as exhaustive scoring, so
-// scores, ranks and ties equal searchExhaustive's bit for bit (bounds carry a
-// 1e-5 relative margin against rounding). Cost: the postings of the terms
-// that still nominate candidates, plus a logarithmic look-up per candidate
-// in the others; at worst (k beyond the matching passages) one pass over
-// the query terms' postings, as exhaustive scoring. Queries whose terms have
-// fewer than 65,536 postings in all are scored exhaustively (as fast there).
+// looked up for passages the others found, and a passage is dropped as soon
+// as its partial score plus the remaining bounds cannot beat the k-th. The
+// k-th best score starts from a floor known before any passage is scored
+// (the best of the query terms' k-th largest contributions, kept per term
+// for k = 1, 10, 100, 1000), so pruning starts with the first passages.
+// Every passage adds its terms' float32 contributions in the same order as
+// exhaustive scoring (bound descending), so scores, ranks and ties equal
+// searchExhaustive's bit for bit (bounds carry a 1e-5 relative margin
+// against rounding). Cost: the postings of the terms that still nominate
+// candidates, plus a look-up per candidate in the others; at worst (k
+// beyond the matching passages) one pass over the query terms' postings, as
+// exhaustive scoring. Queries whose terms have fewer than 65,536 postings in
+// all are scored exhaustively (as fast there).
 func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -436,7 +507,8 @@ const maxPrunedTerms = 64
 // queryTerm is one distinct indexed query term and its cursor into its
 // postings.
 type queryTerm struct {
-	ord  int     // position in the exhaustive (sorted-term) order
+	ord  int // position in sorted order of the terms
+	term uint32
 	w    float32 // boost · idf
 	ub   float64 // the most it adds to one passage
 	docs []uint32
@@ -453,7 +525,7 @@ const noDoc = math.MaxUint32
 func contribution(w, inv float32) float32 { return w - float32(w*inv) }
 
 // queryTerms analyses query into s.qt: its distinct indexed terms in sorted
-// order (the order exhaustive scoring adds them), each weighted by its count.
+// order, each weighted by its count.
 func (ix *BM25) queryTerms(s *searchScratch, query string) {
 	s.terms = ix.an.Analyze(s.terms[:0], query)
 	slices.Sort(s.terms)
@@ -473,8 +545,8 @@ func (ix *BM25) queryTerms(s *searchScratch, query string) {
 		lo, hi := ix.start[t], ix.start[t+1]
 		df := float64(hi - lo)
 		w := boost * float32(math.Log(1+(n-df+0.5)/(df+0.5)))
-		q := queryTerm{ord: len(s.qt), w: w, docs: ix.docs[lo:hi], inv: ix.inv[lo:hi],
-			ub: float64(w) * (1 - float64(ix.minInv[t]))}
+		q := queryTerm{ord: len(s.qt), term: t, w: w, docs: ix.docs[lo:hi], inv: ix.inv[lo:hi],
+			ub: float64(w) * (1 - float64(ix.rankInv[4*t]))}
 		q.doc = noDoc
 		if len(q.docs) > 0 {
 			q.doc = q.docs[0]
@@ -483,9 +555,39 @@ func (ix *BM25) queryTerms(s *searchScratch, query string) {
 	}
 }
 
-// exhaustive is term-at-a-time scoring of every posting of s.qt.
+// order puts s.qt's terms into s.cur by bound ascending (equal bounds: the
+// earlier query term first) and fills s.cum, the running sums of the bounds
+// (with boundMargin). A passage's score adds its terms' contributions from
+// the end of s.cur to its start (bound descending) in float32, on both
+// search paths, so they round alike.
+func (ix *BM25) order(s *searchScratch) {
+	s.cur = s.cur[:0]
+	for i := range s.qt {
+		s.cur = append(s.cur, &s.qt[i])
+	}
+	slices.SortFunc(s.cur, func(a, b *queryTerm) int {
+		if a.ub != b.ub {
+			if a.ub < b.ub {
+				return -1
+			}
+			return 1
+		}
+		return a.ord - b.ord
+	})
+	s.cum = s.cum[:0]
+	total := 0.0
+	for _, q := range s.cur {
+		total += q.ub
+		s.cum = append(s.cum, total*boundMargin)
+	}
+}
+
+// exhaustive is term-at-a-time scoring of every posting of s.qt, terms by
+// bound descending.
 func (ix *BM25) exhaustive(s *searchScratch, k int) []Hit {
-	for _, q := range s.qt {
+	ix.order(s)
+	for i := len(s.cur) - 1; i >= 0; i-- {
+		q := s.cur[i]
 		w := q.w
 		for p, d := range q.docs {
 			if s.acc[d] == 0 {
@@ -524,78 +626,68 @@ func (ix *BM25) hits(s *searchScratch) []Hit {
 const boundMargin = 1 + 1e-5
 
 // maxWindow is how many consecutive passages maxScore scores at a time: the
-// window's accumulators (8 bytes, a term mask of 8 and 4 per term a passage)
-// stay in cache while the essential terms' postings are added term at a time.
+// window's accumulators (4 bytes a passage) and its bitmap of passages found
+// stay in L1 while the essential terms' postings are added term at a time.
 const maxWindow = 1 << 12
 
 // maxScore is MaxScore over s.qt in the bulk form of Lucene's
 // MaxScoreBulkScorer (see Search): passages go in windows of maxWindow; in
 // each, the essential terms (those whose bound, added to the smaller ones',
-// could beat the k-th score) are added term at a time into the window's
-// accumulators, then each passage they found, in order, looks up the
-// non-essential terms from the largest bound down while its partial score
-// plus the remaining bounds can still beat the k-th.
+// could beat the k-th score) are added term at a time, bound descending,
+// into the window's float32 accumulators; then the passages they found, in
+// order, take the non-essential terms from the largest bound down while
+// their partial score plus the remaining bounds can still beat the k-th.
+// Every passage's terms are so added in exhaustive's order (bound
+// descending, a missing term adding nothing), so the accumulator that
+// reaches the end is the exact score. Before any passage is scored, the
+// k-th score is known to be at least the best of the query terms' k-th
+// largest contributions (kept per term for k = 1, 10, 100, 1000), so the
+// smallest terms are non-essential from the first window on.
 func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 	s.h = s.h[:0]
 	n := len(s.qt)
 	if n == 0 {
 		return nil
 	}
-	// Cursors by bound ascending; cum[i] = sum of the bounds of cur[0..i].
-	s.cur = s.cur[:0]
-	for i := range s.qt {
-		s.cur = append(s.cur, &s.qt[i])
-	}
-	slices.SortFunc(s.cur, func(a, b *queryTerm) int {
-		if a.ub != b.ub {
-			if a.ub < b.ub {
-				return -1
-			}
-			return 1
-		}
-		return a.ord - b.ord
-	})
-	s.cum = s.cum[:0]
-	total := 0.0
-	for _, q := range s.cur {
-		total += q.ub
-		s.cum = append(s.cum, total*boundMargin)
-	}
+	ix.order(s)
 	if len(s.wacc) == 0 {
-		s.wacc = make([]float64, maxWindow)
-		s.wmask = make([]uint64, maxWindow)
-	}
-	if len(s.contrib) < n*maxWindow {
-		s.contrib = make([]float32, n*maxWindow)
+		s.wacc = make([]float32, maxWindow)
 	}
 	cur, cum := s.cur, s.cum
-	wacc, wmask, contrib := s.wacc, s.wmask, s.contrib
+	wacc := (*[maxWindow]float32)(s.wacc)
 	var wbits [maxWindow / 64]uint64
-	theta := math.Inf(-1) // the k-th best score once k passages are held
-	essential := 0        // cur[:essential] only confirm candidates
+	// theta is a floor of the k-th best score: before any passage is
+	// scored, the best of the query terms' k-th largest contributions (at
+	// least k passages score that much or more), then the k-th best held.
+	theta := math.Inf(-1)
+	if ri := slices.IndexFunc(boundRanks[:], func(r int) bool { return r >= k }); ri >= 0 {
+		for _, q := range s.qt {
+			theta = max(theta, float64(contribution(q.w, ix.rankInv[4*int(q.term)+ri])))
+		}
+	}
+	essential := 0 // cur[:essential] only confirm candidates
+	for essential < n && cum[essential] <= theta {
+		essential++
+	}
 	ndocs := uint32(ix.n)
 	for lo := uint32(0); lo < ndocs; lo += maxWindow {
 		hi := lo + maxWindow
-		// Essential terms, term at a time, into the window.
+		// Essential terms, term at a time, bound descending, into the window.
 		any := false
-		for _, q := range cur[essential:] {
+		for i := n - 1; i >= essential; i-- {
+			q := cur[i]
 			if q.doc >= hi {
 				continue
 			}
 			any = true
-			bit := uint64(1) << uint(q.ord)
-			base := contrib[q.ord*maxWindow : (q.ord+1)*maxWindow]
 			w, docs, inv := q.w, q.docs, q.inv
 			p := q.pos
-			for ; p < len(docs) && docs[p] < hi; p++ {
-				d := docs[p] - lo
-				c := contribution(w, inv[p])
-				base[d] = c
-				if wmask[d] == 0 {
-					wbits[d>>6] |= 1 << (d & 63)
-				}
-				wmask[d] |= bit
-				wacc[d] += float64(c)
+			end := p + sort.Search(len(docs)-p, func(j int) bool { return docs[p+j] >= hi })
+			inv = inv[:end]
+			for ; p < end; p++ {
+				d := (docs[p] - lo) & (maxWindow - 1)
+				wacc[d] += contribution(w, inv[p])
+				wbits[d>>6] |= 1 << (d & 63)
 			}
 			q.pos = p
 			q.doc = noDoc
@@ -632,10 +724,10 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 			wbits[wi] = 0
 			for ; word != 0; word &= word - 1 {
 				d := uint16(wi<<6 + bits.TrailingZeros64(word))
-				if wacc[d] > limit {
+				if float64(wacc[d]) > limit {
 					cand = append(cand, d)
 				} else {
-					wacc[d], wmask[d] = 0, 0
+					wacc[d] = 0
 				}
 			}
 		}
@@ -645,25 +737,20 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 		// the candidates that can no longer win go.
 		for i := essential - 1; i >= 0 && len(cand) > 0; i-- {
 			q := cur[i]
-			bit := uint64(1) << uint(q.ord)
-			base := contrib[q.ord*maxWindow : (q.ord+1)*maxWindow]
 			if q.doc < lo+uint32(cand[0]) {
 				q.advance(lo + uint32(cand[0]))
 			}
-			docs, inv := q.docs, q.inv
+			docs, inv, w := q.docs, q.inv, q.w
 			dense := float64(len(docs))*maxWindow/float64(ndocs) > 4*float64(len(cand))
-			p := q.pos
 			if dense {
+				p := q.pos
 				for _, d := range cand {
 					doc := lo + uint32(d)
 					for p < len(docs) && docs[p] < doc {
 						p++
 					}
 					if p < len(docs) && docs[p] == doc {
-						c := contribution(q.w, inv[p])
-						base[d] = c
-						wmask[d] |= bit
-						wacc[d] += float64(c)
+						wacc[d&(maxWindow-1)] += contribution(w, inv[p])
 					}
 				}
 				q.pos = p
@@ -678,10 +765,7 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 						q.advance(doc)
 					}
 					if q.doc == doc {
-						c := contribution(q.w, inv[q.pos])
-						base[d] = c
-						wmask[d] |= bit
-						wacc[d] += float64(c)
+						wacc[d&(maxWindow-1)] += contribution(w, inv[q.pos])
 					}
 				}
 			}
@@ -691,23 +775,18 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 			}
 			kept := cand[:0]
 			for _, d := range cand {
-				if wacc[d] > limit {
+				if float64(wacc[d&(maxWindow-1)]) > limit {
 					kept = append(kept, d)
 				} else {
-					wacc[d], wmask[d] = 0, 0
+					wacc[d&(maxWindow-1)] = 0
 				}
 			}
 			cand = kept
 		}
-		// Exact scores, in the exhaustive order of terms, for the rest.
+		// The rest hold their exact scores.
 		for _, d := range cand {
-			mask := wmask[d]
-			wacc[d], wmask[d] = 0, 0
-			var score float32
-			for m := mask; m != 0; m &= m - 1 {
-				score += contrib[bits.TrailingZeros64(m)*maxWindow+int(d)]
-			}
-			e := scored{doc: lo + uint32(d), score: score}
+			e := scored{doc: lo + uint32(d), score: wacc[d&(maxWindow-1)]}
+			wacc[d&(maxWindow-1)] = 0
 			if len(s.h) < k {
 				s.h.push(e)
 			} else if better(e, s.h[0]) {
@@ -717,7 +796,7 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 				continue
 			}
 			if len(s.h) == k {
-				theta = float64(s.h[0].score)
+				theta = max(theta, float64(s.h[0].score))
 			}
 		}
 		s.cand = cand

@@ -18,7 +18,8 @@ import (
 
 // BM25 index file format, version 1 (little-endian). One file holds
 // everything a search needs, as flat arrays, so it is written once (by
-// synthq prepare) and memory-mapped read-only by any number of processes:
+// synthq prepare) and memory-mapped read-only by any number of processes
+// (the passage ids alone are copied to the heap on opening: hits keep them):
 //
 //	header (4096 bytes): magic "SYNTHQBM", u32 version, u32 length of the
 //	  JSON that follows, then the JSON: k1, b, avgdl, the counts, the
@@ -27,7 +28,8 @@ import (
 //	term starts: terms+1 u64, per term (sorted) its postings' positions
 //	postings:    postings u32, passage numbers, ascending within a term
 //	inv:         postings float32, 1 / (1 + tf · normInv[norm])
-//	min inv:     terms float32, the smallest inv of each term
+//	rank inv:    terms × 4 float32, per term the inv at ranks 1, 10, 100 and
+//	             1000 of its postings sorted by inv (1 past its postings)
 //	id offsets:  passages+1 u64, id bytes: the passage ids concatenated
 //	term offsets: terms+1 u64, term bytes: the terms, sorted, concatenated
 //
@@ -56,8 +58,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // sections are the index's arrays in file order, as bytes.
 func (ix *BM25) sections() [][]byte {
 	return [][]byte{
-		sliceBytes(ix.start), sliceBytes(ix.docs), sliceBytes(ix.inv), sliceBytes(ix.minInv),
-		sliceBytes(ix.idOff), ix.idBytes, sliceBytes(ix.termOff), ix.termBytes,
+		sliceBytes(ix.start), sliceBytes(ix.docs), sliceBytes(ix.inv), sliceBytes(ix.rankInv),
+		sliceBytes(ix.idOff), unsafe.Slice(unsafe.StringData(ix.ids), len(ix.ids)), sliceBytes(ix.termOff), ix.termBytes,
 	}
 }
 
@@ -231,7 +233,7 @@ func bm25FromBytes(b []byte, p BM25Params, fingerprint map[string]string) (*BM25
 	if len(h.Sections) != nsec+1 || h.Sections[nsec] != uint64(len(b)) {
 		return nil, fmt.Errorf("file is %d bytes, its header says otherwise (truncated?)", len(b))
 	}
-	want := []uint64{uint64(h.Terms+1) * 8, uint64(h.Postings) * 4, uint64(h.Postings) * 4, uint64(h.Terms) * 4,
+	want := []uint64{uint64(h.Terms+1) * 8, uint64(h.Postings) * 4, uint64(h.Postings) * 4, uint64(h.Terms) * 16,
 		uint64(h.Passages+1) * 8, 0, uint64(h.Terms+1) * 8, 0}
 	for i := range nsec {
 		lo, hi := h.Sections[i], h.Sections[i+1]
@@ -247,17 +249,17 @@ func bm25FromBytes(b []byte, p BM25Params, fingerprint map[string]string) (*BM25
 		start:   castSlice[uint64](sec(0, want[0])),
 		docs:    castSlice[uint32](sec(1, want[1])),
 		inv:     castSlice[float32](sec(2, want[2])),
-		minInv:  castSlice[float32](sec(3, want[3])),
+		rankInv: castSlice[float32](sec(3, want[3])),
 		idOff:   castSlice[uint64](sec(4, want[4])),
 		termOff: castSlice[uint64](sec(6, want[6])),
 	}
 	// The variable-length sections end where their offsets say.
-	ix.idBytes = b[h.Sections[5]:h.Sections[6]]
+	idBytes := b[h.Sections[5]:h.Sections[6]]
 	ix.termBytes = b[h.Sections[7]:h.Sections[8]]
-	if err := ix.check(); err != nil {
+	if err := ix.check(uint64(len(idBytes))); err != nil {
 		return nil, err
 	}
-	ix.idBytes = ix.idBytes[:ix.idOff[ix.n]]
+	ix.ids = string(idBytes[:ix.idOff[ix.n]])
 	ix.termBytes = ix.termBytes[:ix.termOff[len(ix.termOff)-1]]
 	ix.initScratch()
 	return ix, nil
@@ -266,7 +268,7 @@ func bm25FromBytes(b []byte, p BM25Params, fingerprint map[string]string) (*BM25
 // check verifies the offsets a search follows stay inside their arrays
 // (a file can pass its checksum and still be wrong if written by another
 // program): one pass over the offsets, not over the postings.
-func (ix *BM25) check() error {
+func (ix *BM25) check(idBytes uint64) error {
 	mono := func(name string, off []uint64, limit uint64) error {
 		if len(off) == 0 || off[0] != 0 {
 			return fmt.Errorf("corrupt %s", name)
@@ -287,7 +289,7 @@ func (ix *BM25) check() error {
 	if ix.start[len(ix.start)-1] != uint64(len(ix.docs)) {
 		return errors.New("corrupt term starts: postings left over")
 	}
-	if err := mono("id offsets", ix.idOff, uint64(len(ix.idBytes))); err != nil {
+	if err := mono("id offsets", ix.idOff, idBytes); err != nil {
 		return err
 	}
 	return mono("term offsets", ix.termOff, uint64(len(ix.termBytes)))
