@@ -73,6 +73,17 @@ func decodeVec(b []byte) []float32 {
 	return v
 }
 
+// storedVec decodes a stored vector record (vec/…) and reports whether it
+// may be used: whole float32s (a length that is a multiple of 4) making a
+// valid vector (validVec). An invalid one is embedded again.
+func storedVec(b []byte) ([]float32, bool) {
+	if len(b)%4 != 0 {
+		return nil, false
+	}
+	v := decodeVec(b)
+	return v, validVec(v)
+}
+
 // validVec reports whether v can be a stored vector: not empty, every
 // entry finite, unit length (within float32 rounding). A vector stored
 // by an earlier synthq from a hostile answer (a denormal one normalised to
@@ -113,7 +124,7 @@ func (vc *vectorCache) vectors(ctx context.Context, texts []string, what string)
 			fromPrep = ok
 		}
 		if ok {
-			if v := decodeVec(b); len(b)%4 == 0 && validVec(v) {
+			if v, valid := storedVec(b); valid {
 				out[i] = v
 				if fromPrep {
 					prepared++
