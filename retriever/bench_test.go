@@ -171,7 +171,12 @@ func syntheticIndex(b *testing.B, n int) (*BM25, []string, time.Duration, uint64
 	fp := map[string]string{"corpus": fmt.Sprintf("zipfCorpus(%d)", n)}
 	if cache != "" {
 		if qb, err := os.ReadFile(cache + ".queries"); err == nil {
+			t0 := time.Now()
 			if ix, err := OpenBM25(cache, nil, nil, fp); err == nil {
+				b.ReportMetric(time.Since(t0).Seconds(), "open_s")
+				if fi, err := os.Stat(cache); err == nil {
+					b.ReportMetric(float64(fi.Size())/1e6, "file_MB")
+				}
 				b.Cleanup(func() { ix.Close() })
 				return ix, strings.Split(string(qb), "\n"), 0, 0
 			}

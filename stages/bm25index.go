@@ -34,9 +34,9 @@ func bm25FileFP(meta dataset.CorpusMeta) map[string]string {
 }
 
 // buildBM25 indexes every passage of st (in key order) with a progress bar
-// named "bm25 index" (passages analysed, then the index's two passes,
-// weighted as a quarter of the analysis: the share they take at 1M
-// passages). Cost: the analysis of every passage on every core, then two
+// named "bm25 index" (passages analysed, then the index's two passes over
+// the postings, weighted as a quarter of the analysis: an estimate, the
+// analysis being the bulk of the work). Cost: the analysis of every passage on every core, then two
 // passes over the postings; memory: about 14 bytes a posting while it
 // builds, 8 after.
 func buildBM25(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config, progress *pipeline.Progress) (*retriever.BM25, error) {

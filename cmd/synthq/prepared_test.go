@@ -220,6 +220,7 @@ func TestPreparedRefusesOtherSettings(t *testing.T) {
 	}{
 		{"another corpus", []string{"--corpus", other}, []string{"--corpus: " + other, "is not the corpus prepared"}},
 		{"another dedup", []string{"--dedup", "exact"}, []string{`--dedup: prepared with "near", this run has "exact"`}},
+		{"other BM25 parameters", []string{"--bm25-k1", "1.2"}, []string{`--bm25-k1: prepared with "0.9", this run has "1.2"`}},
 		{"another seed and sample", []string{"--seed", "8", "--max-passages", "10"},
 			[]string{`--seed: prepared with "7", this run has "8"`, `--max-passages: prepared with "0", this run has "10"`}},
 		{"a dense model not prepared", []string{"--retriever", "dense", "--embed-url", "http://127.0.0.1:1/v1", "--embed-model", "e5"},
