@@ -57,6 +57,9 @@ type firstPass struct {
 	name   string
 	fp     string
 	search func(ctx context.Context, qs []string) ([][]retriever.Hit, error)
+	// close, when set, releases what search opened (a mapped index file);
+	// called when mine's Run is over.
+	close func()
 }
 
 // mineState is what mining needs of the whole corpus: the first-pass runs
@@ -81,6 +84,11 @@ func (ms *mineState) init(ctx context.Context, env *pipeline.Env, deps *Deps) er
 // back to the system at once, not when the scavenger gets to it, as label
 // and export then map the store's pages. A later Run builds them again.
 func (ms *mineState) release() {
+	for _, r := range ms.runs {
+		if r.close != nil {
+			r.close() // unmaps the dense index file: its pages leave the RSS
+		}
+	}
 	held := ms.runs != nil || ms.normOf != nil
 	ms.once, ms.err, ms.runs, ms.normOf, ms.sel = sync.Once{}, nil, nil, nil, nil
 	if held {
@@ -442,6 +450,11 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta datase
 				}
 			}
 			return out, nil
+		}, close: func() {
+			if index != nil {
+				index.Close()
+				index = nil
+			}
 		}})
 	}
 	return runs, nil
