@@ -42,6 +42,7 @@ type Bar struct {
 	name  string
 	total int64
 	done  atomic.Int64
+	found atomic.Int64 // of done, found done already (AddFound)
 	start time.Time
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -122,6 +123,14 @@ func (p *Progress) Start(name string, total int64) *Bar {
 // Add records n more units done.
 func (b *Bar) Add(n int64) { b.done.Add(n) }
 
+// AddFound records n more units done that were found done already (by
+// work ahead or an earlier run) at no cost: they count as done, never in
+// the rate the ETA divides the remaining units by.
+func (b *Bar) AddFound(n int64) {
+	b.found.Add(n)
+	b.done.Add(n)
+}
+
 // Done is the units done so far.
 func (b *Bar) Done() int64 { return b.done.Load() }
 
@@ -149,9 +158,11 @@ func (b *Bar) Finish() {
 // recent rate, as a drift seldom goes on unchanged for long). A drift is
 // counted only when the window's three thirds agree on it, so a one-off
 // spurt (a run of stored items) does not pass for a trend.
-func (b *Bar) estimate(now time.Time, done int64) (rate float64, left time.Duration, ok bool) {
+func (b *Bar) estimate(now time.Time, all int64) (rate float64, left time.Duration, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	found := b.found.Load()
+	done := all - found // units this run did: the rate is theirs
 	b.samples = append(b.samples, barSample{now, done})
 	cut := now.Add(-now.Sub(b.start) / 4)
 	i := 0
@@ -159,11 +170,16 @@ func (b *Bar) estimate(now time.Time, done int64) (rate float64, left time.Durat
 		i++
 	}
 	b.samples = b.samples[i:]
+	// A window that opens on time with nothing done by this run (the
+	// units found done at the start took it) begins when work began.
+	for len(b.samples) > 2 && b.samples[1].done == b.samples[0].done {
+		b.samples = b.samples[1:]
+	}
 	first := b.samples[0]
 	if dt := now.Sub(first.t).Seconds(); dt > 0 {
 		rate = float64(done-first.done) / dt
 	}
-	if b.total <= 0 || rate <= 0 || done >= b.total {
+	if b.total <= 0 || rate <= 0 || all >= b.total {
 		return rate, 0, false
 	}
 	var slope float64 // units/s per unit done
@@ -188,7 +204,7 @@ func (b *Bar) estimate(now time.Time, done int64) (rate float64, left time.Durat
 			}
 		}
 	}
-	remaining := float64(b.total - done)
+	remaining := float64(b.total - all)
 	const steps = 64
 	secs := 0.0
 	for k := range steps {

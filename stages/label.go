@@ -256,6 +256,10 @@ func (lb *labeller) label(ctx context.Context, qid string, m dataset.Mined, deri
 			return err
 		}
 	}
+	if sent == 0 && lb.bar != nil {
+		lb.bar.AddFound(1) // labelled ahead or by an earlier run: not this run's rate
+		return nil
+	}
 	lb.done()
 	return nil
 }
