@@ -384,6 +384,11 @@ func firstPasses(ctx context.Context, env *pipeline.Env, deps *Deps, meta datase
 				})
 			}
 			return out, p.Wait()
+		}, close: func() {
+			if index != nil {
+				index.Close() // a prepared index file: unmapped, its pages leave the RSS
+				index = nil
+			}
 		}})
 	}
 	if len(dense) > 0 && (deps == nil || len(deps.Embedders) != len(dense)) {
