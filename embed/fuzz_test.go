@@ -1,27 +1,12 @@
 package embed
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"math"
-	"net/http"
 	"testing"
 
 	"github.com/synthq/synthq/internal/fakes"
 )
-
-// bodyDoer answers every request with status 200 and body.
-type bodyDoer []byte
-
-func (b bodyDoer) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		io.Copy(io.Discard, req.Body)
-		req.Body.Close()
-	}
-	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(bytes.NewReader(b)), Request: req}, nil
-}
 
 // FuzzEmbeddingsAnswer feeds any 2xx body to the embeddings client: it
 // never panics, and an answer it accepts has one vector per text, all of
@@ -44,7 +29,7 @@ func FuzzEmbeddingsAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, n uint8, body []byte) {
 		n = n%16 + 1
-		c, err := New(Config{URL: "http://embed.invalid/v1", Model: "m", Doer: bodyDoer(body)})
+		c, err := New(Config{URL: "http://embed.invalid/v1", Model: "m", Doer: fakes.BodyDoer(body)})
 		if err != nil {
 			t.Fatal(err)
 		}

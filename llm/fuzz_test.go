@@ -5,23 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"testing"
 
 	"github.com/synthq/synthq/internal/fakes"
 )
-
-// bodyDoer answers every request with status 200 and body.
-type bodyDoer []byte
-
-func (b bodyDoer) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		io.Copy(io.Discard, req.Body)
-		req.Body.Close()
-	}
-	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(bytes.NewReader(b)), Request: req}, nil
-}
 
 // FuzzChatAnswer feeds any 2xx body to the chat client as go-openai reads
 // it: Generate never panics; an answer the HTTP layer's check accepts
@@ -46,7 +33,7 @@ func FuzzChatAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, n uint8, body []byte) {
 		n = n%4 + 1
-		g := NewOpenAI("http://llm.invalid/v1", model, "", bodyDoer(body))
+		g := NewOpenAI("http://llm.invalid/v1", model, "", fakes.BodyDoer(body))
 		req := request("a passage")
 		req.N = int(n)
 		ans, err := g.Generate(context.Background(), req)

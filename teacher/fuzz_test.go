@@ -1,27 +1,12 @@
 package teacher
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"math"
-	"net/http"
 	"testing"
 
 	"github.com/synthq/synthq/internal/fakes"
 )
-
-// bodyDoer answers every request with status 200 and body.
-type bodyDoer []byte
-
-func (b bodyDoer) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		io.Copy(io.Discard, req.Body)
-		req.Body.Close()
-	}
-	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(bytes.NewReader(b)), Request: req}, nil
-}
 
 // FuzzRerankAnswer feeds any 2xx body to each rerank API's client (TEI,
 // Cohere-style as vLLM, Infinity, Jina and llama.cpp answer, vLLM /score):
@@ -53,7 +38,7 @@ func FuzzRerankAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, api, n uint8, body []byte) {
 		n = n%40 + 1
-		h, err := New(Config{API: APIs[int(api)%len(APIs)], URL: "http://teacher.invalid", Model: "m", Doer: bodyDoer(body)})
+		h, err := New(Config{API: APIs[int(api)%len(APIs)], URL: "http://teacher.invalid", Model: "m", Doer: fakes.BodyDoer(body)})
 		if err != nil {
 			t.Fatal(err)
 		}
