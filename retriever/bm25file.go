@@ -147,9 +147,6 @@ func (ix *BM25) WriteFile(path string, fingerprint map[string]string) (err error
 // fingerprint). Cost: one read of the file for the checksum; search then
 // costs as on a built index. Close releases the mapping.
 func OpenBM25(path string, an *Analyzer, params *BM25Params, fingerprint map[string]string) (*BM25, error) {
-	if !littleEndian() {
-		return nil, errors.New("bm25 index: big-endian machines are not supported")
-	}
 	if an == nil {
 		an = NewEnglishAnalyzer()
 	}
@@ -159,18 +156,9 @@ func OpenBM25(path string, an *Analyzer, params *BM25Params, fingerprint map[str
 	} else {
 		p.EnsureDefaults()
 	}
-	f, err := os.Open(path)
+	b, unmap, err := mapPath(path, "bm25 index")
 	if err != nil {
-		return nil, fmt.Errorf("bm25 index: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("bm25 index: %w", err)
-	}
-	b, unmap, err := mapFile(f, int(fi.Size()))
-	if err != nil {
-		return nil, fmt.Errorf("bm25 index %s: mapping: %w", path, err)
+		return nil, err
 	}
 	ix, err := bm25FromBytes(b, p, fingerprint)
 	if err != nil {

@@ -565,21 +565,9 @@ func parseIVFHeader(b []byte) (IVFHeader, [7]uint64, error) {
 // is read into memory). Memory: the mapping only; pages load as searches
 // touch them.
 func OpenIVF(path string) (*IVF, error) {
-	if !littleEndian() {
-		return nil, errors.New("ivf index: big-endian machines are not supported")
-	}
-	f, err := os.Open(path)
+	b, unmap, err := mapPath(path, "ivf index")
 	if err != nil {
-		return nil, fmt.Errorf("ivf index: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("ivf index: %w", err)
-	}
-	b, unmap, err := mapFile(f, int(fi.Size()))
-	if err != nil {
-		return nil, fmt.Errorf("ivf index %s: mapping: %w", path, err)
+		return nil, err
 	}
 	h, off, err := parseIVFHeader(b)
 	if err == nil && off[6] != uint64(len(b)) {

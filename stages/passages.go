@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -67,15 +68,7 @@ func (c *passageCache[V]) getAll(ids []string, out []V) error {
 	if len(miss) == 0 {
 		return nil
 	}
-	slices.SortFunc(miss, func(a, b int) int {
-		switch {
-		case ids[a] < ids[b]:
-			return -1
-		case ids[a] > ids[b]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(miss, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
 	keys := make([]string, len(miss))
 	for j, i := range miss {
 		keys[j] = dataset.DocKey(ids[i])
