@@ -442,11 +442,12 @@ func flatTopK(ctx context.Context, qs [][]float32, base []float32, dim, k, worke
 // blocks scored by the register-tiled kernel.
 func scanRows(ctx context.Context, qs [][]float32, base []float32, dim, k int, rowOf []uint32, heaps []hitHeap, scores []float32) {
 	n := len(base) / dim
-	for pb := 0; pb < n; pb += densePassageBlock {
-		if pb%(densePassageBlock*64) == 0 && ctx.Err() != nil {
+	rows := blockRows(dim)
+	for pb := 0; pb < n; pb += rows {
+		if (pb/rows)%64 == 0 && ctx.Err() != nil {
 			return
 		}
-		pe := min(pb+densePassageBlock, n)
+		pe := min(pb+rows, n)
 		w := pe - pb
 		scoreTile(qs, base[pb*dim:pe*dim], dim, w, scores)
 		for qi := range qs {
