@@ -96,10 +96,11 @@ func checkSearch(what string, queries [][]float32, k, dim, workers int) (int, er
 	return workers, nil
 }
 
-// scoreTile sets scores[qi·densePassageBlock + j] to the inner product of
+// scoreTileGo sets scores[qi·densePassageBlock + j] to the inner product of
 // query qi and row j of block (w rows of dim floats): four queries × two
-// rows at a time.
-func scoreTile(qs [][]float32, block []float32, dim, w int, scores []float32) {
+// rows at a time, in pure Go, each sum in index order. It is the kernel on
+// every CPU without AVX2 and FMA (scoreTile chooses).
+func scoreTileGo(qs [][]float32, block []float32, dim, w int, scores []float32) {
 	qi := 0
 	for ; qi+4 <= len(qs); qi += 4 {
 		q0, q1, q2, q3 := qs[qi], qs[qi+1], qs[qi+2], qs[qi+3]
