@@ -191,6 +191,12 @@ func (w *passageFileWriter) commit(store string, meta dataset.CorpusMeta) (strin
 		w.abort()
 		return "", fmt.Errorf("passage texts file: %w", err)
 	}
+	// Readable by every process on a shared prepared folder, as the
+	// store's own files (CreateTemp makes it the owner's alone).
+	if err := w.f.Chmod(0o644); err != nil {
+		w.abort()
+		return "", fmt.Errorf("passage texts file: %w", err)
+	}
 	if err := w.f.Sync(); err != nil {
 		w.abort()
 		return "", fmt.Errorf("passage texts file: %w", err)

@@ -89,6 +89,9 @@ func TestPassageFileWrittenByCorpusStage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no passage texts file: %v", err)
 	}
+	if fi.Mode().Perm()&0o044 != 0o044 {
+		t.Errorf("mode %v: not readable by the processes that share a prepared folder", fi.Mode())
+	}
 	ids := []string{"10", "a", "b", "c/3"}
 	withFile := openPassages(st, nil, t.Errorf)
 	defer withFile.close()
