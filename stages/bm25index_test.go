@@ -9,6 +9,7 @@ import (
 
 	"github.com/synthq/synthq/dataset"
 	"github.com/synthq/synthq/pipeline"
+	"github.com/synthq/synthq/retriever"
 )
 
 // The BM25 build shows a bar that counts the passages analysed and the
@@ -43,8 +44,9 @@ func TestBuildBM25Progress(t *testing.T) {
 	if !ok {
 		t.Fatalf("no bm25 index bar: %v", progress.Bars())
 	}
-	if bar.Total != n+n/4 || bar.Done != bar.Total || !bar.Ended {
-		t.Errorf("bar %+v, want %d of %d units, ended", bar, n+n/4, n+n/4)
+	want := int64(n + n/retriever.BM25BuildShare)
+	if bar.Total != want || bar.Done != bar.Total || !bar.Ended {
+		t.Errorf("bar %+v, want %d of %d units, ended", bar, want, want)
 	}
 	// A cancelled build stops.
 	ctx, cancel := context.WithCancel(context.Background())

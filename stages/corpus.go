@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
@@ -256,7 +257,9 @@ func abbrev(s string) string {
 	return s[:n] + "…"
 }
 
-// CorpusStage reads the corpus into the store (doc/<id>). A store remembers
+// CorpusStage reads the corpus into the store (doc/<id>) and writes the
+// passage texts file beside it (STORE/index/passages-*.txt, see
+// passagefile.go; ~the corpus's size on disk). A store remembers
 // its corpus: re-running with the same file writes nothing; a file whose
 // passage has the same id but different text is refused (never silently
 // mixed), naming the passage and line.
@@ -283,10 +286,24 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 	skipped := map[string]int64{}
 	batch := env.Store.NewBatch()
 	defer batch.Cancel()
+	// The passage texts file is written as the corpus is read, unless the
+	// store has one for the corpus it holds (a run that resumes).
+	var pw *passageFileWriter
+	if !hadMeta || !hasPassageFile(env.Store.Path(), meta) {
+		if pw, err = newPassageFileWriter(filepath.Join(env.Store.Path(), "index")); err != nil {
+			return err
+		}
+		defer pw.abort() // removes the temporary file unless committed
+	}
 	n := 0
 	sum, err := ReadCorpus(ctx, cfg.Corpus, opts, skipped, func(r Record) error {
 		n++
 		bar.Add(1)
+		if pw != nil {
+			if err := pw.add(r.ID, r.Title, r.Text); err != nil {
+				return err
+			}
+		}
 		p := dataset.Passage{Title: r.Title, Text: r.Text, Line: r.Line, Hash: pipeline.Hash64(r.Title, r.Text)}
 		if hadMeta {
 			var old dataset.Passage
@@ -320,7 +337,17 @@ func runCorpus(ctx context.Context, env *pipeline.Env) error {
 	for k, v := range skipped {
 		c.Add("skipped_"+k, v)
 	}
-	return env.Store.PutJSON(dataset.MetaCorpus, dataset.CorpusMeta{SHA256: sum, Passages: n})
+	now := dataset.CorpusMeta{SHA256: sum, Passages: n}
+	if pw != nil {
+		if _, err := pw.commit(env.Store.Path(), now); err != nil {
+			return err
+		}
+	} else if !hasPassageFile(env.Store.Path(), now) { // the corpus changed
+		if err := writePassageFile(ctx, env.Store, now); err != nil {
+			return err
+		}
+	}
+	return env.Store.PutJSON(dataset.MetaCorpus, now)
 }
 
 // dropMissing deletes stored passages that are not in the corpus file.

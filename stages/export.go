@@ -138,7 +138,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 		c.Add(CountFilesKept, int64(len(rec.Files)))
 	} else {
 		rec = exportRecord{Digest: digest}
-		if rec.Counts, err = writeRows(ctx, set, labels, lay, schema, t, cfg, scores, st, bar); err != nil {
+		if rec.Counts, err = writeRows(ctx, set, labels, lay, schema, t, cfg, scores, st, env.Prepared, env.Progress.Warnf, bar); err != nil {
 			return err
 		}
 		rec.Files = set.dataFiles()
@@ -187,7 +187,7 @@ func exportFrom(ctx context.Context, env *pipeline.Env, labels dataset.Labels, s
 // and the lists dropped for the layout. On error its writers are released;
 // the caller aborts set.
 func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay layout, schema *arrow.Schema,
-	t *dataset.Targets, cfg *pipeline.Config, scores string, st *pipeline.Store, bar *pipeline.Bar) (_ map[string]int64, err error) {
+	t *dataset.Targets, cfg *pipeline.Config, scores string, st, prep *pipeline.Store, warn func(string, ...any), bar *pipeline.Bar) (_ map[string]int64, err error) {
 	counts := map[string]int64{}
 	mem := memory.NewGoAllocator()
 	writers := map[string]*splitWriter{}
@@ -205,7 +205,13 @@ func writeRows(ctx context.Context, set *fileSet, labels dataset.Labels, lay lay
 		}
 		writers[name] = w
 	}
-	passages := newPassageCache(st, 64<<20, func(p dataset.Passage) dataset.Passage {
+	src := openPassages(st, prep, warn)
+	defer src.close()
+	budget := 64 << 20 // a miss costs a Badger lookup
+	if src.file != nil {
+		budget = 16 << 20 // a miss costs one pread from the page cache
+	}
+	passages := newPassageCache(src, budget, func(p dataset.Passage) dataset.Passage {
 		p.Line, p.Hash = 0, 0
 		return p
 	}, func(p dataset.Passage) int { return len(p.Title) + len(p.Text) })

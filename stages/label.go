@@ -95,6 +95,7 @@ func runLabel(ctx context.Context, env *pipeline.Env, deps *Deps) error {
 	bar := env.Progress.Start("label", int64(total))
 	defer bar.Finish()
 	lb := newLabeller(env, deps, bar)
+	defer lb.close()
 	lb.table = table
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(deps.workers(cfg, "teacher")).WithCancelOnError().WithFirstError()
 	scanErr := dataset.ScanJSON(st, pipeline.PrefixMined, func(qid string, m dataset.Mined) error {
@@ -133,6 +134,7 @@ type minedItem struct {
 // reads, so the teacher fleet works beside the LLM fleet.
 func labelAhead(ctx context.Context, env *pipeline.Env, deps *Deps, in <-chan minedItem) error {
 	lb := newLabeller(env, deps, nil)
+	defer lb.close()
 	p := pool.New().WithContext(ctx).WithMaxGoroutines(deps.workers(env.Config, "teacher")).WithCancelOnError().WithFirstError()
 	// Before the filter's cross-corpus dedup, one query text can come from
 	// several passages; its scores are cached by text, so one is scored at a
@@ -166,6 +168,7 @@ type labeller struct {
 	tfp   string
 	scope string
 	texts *passageCache[string]
+	src   *passageSource
 	ref   *pipeline.Refusals
 	bar   *pipeline.Bar   // nil while working ahead
 	table *pipeline.Table // the labelled lists (l/), rewritten in place; nil while working ahead
@@ -174,8 +177,9 @@ type labeller struct {
 
 func newLabeller(env *pipeline.Env, deps *Deps, bar *pipeline.Bar) *labeller {
 	cfg := env.Config
+	src := openPassages(env.Store, env.Prepared, env.Progress.Warnf)
 	lb := &labeller{env: env, deps: deps, cfg: cfg, st: env.Store, c: env.Counters("label"), tfp: dataset.TeacherFingerprint(cfg),
-		scope: cfg.FailureScope(), texts: teacherTexts(env.Store, cfg.TeacherInput), ref: env.Refusals("teacher"), bar: bar}
+		scope: cfg.FailureScope(), texts: teacherTexts(src, cfg.TeacherInput), src: src, ref: env.Refusals("teacher"), bar: bar}
 	var once sync.Once
 	var probeErr error
 	lb.probe = func(ctx context.Context) error {
@@ -188,6 +192,9 @@ func newLabeller(env *pipeline.Env, deps *Deps, bar *pipeline.Bar) *labeller {
 	}
 	return lb
 }
+
+// close releases the passage texts file.
+func (lb *labeller) close() { lb.src.close() }
 
 func (lb *labeller) done() {
 	if lb.bar != nil {
@@ -378,9 +385,14 @@ func scoreOne(ctx context.Context, st *pipeline.Store, tc *passageCache[string],
 // teacherTexts caches what the teacher reads of recently used passages
 // (candidates recur across queries: popular passages are read once, not
 // once per query): the text, or title and text (--teacher-input), up to
-// teacherTextsBudget bytes.
-func teacherTexts(st *pipeline.Store, input string) *passageCache[string] {
-	return newPassageCache(st, teacherTextsBudget, func(p dataset.Passage) string {
+// teacherTextsBudget bytes, or teacherTextsFileBudget when they are read
+// from the passage texts file.
+func teacherTexts(src *passageSource, input string) *passageCache[string] {
+	budget := teacherTextsBudget
+	if src.file != nil {
+		budget = teacherTextsFileBudget
+	}
+	return newPassageCache(src, budget, func(p dataset.Passage) string {
 		if input == "title+text" {
 			return p.Full()
 		}
@@ -388,10 +400,17 @@ func teacherTexts(st *pipeline.Store, input string) *passageCache[string] {
 	}, func(s string) int { return len(s) })
 }
 
-// teacherTextsBudget bounds the passage texts label keeps: ~170k passages
-// of 700 bytes, a sixth of a 1M-passage corpus, where the candidates of
-// queries over the same topics recur (BENCHMARKS.md "Millions of passages").
+// teacherTextsBudget bounds the passage texts label keeps when it reads
+// them from the store: ~170k passages of 700 bytes, a sixth of a
+// 1M-passage corpus, where the candidates of queries over the same topics
+// recur (BENCHMARKS.md "Millions of passages").
 const teacherTextsBudget = 128 << 20
+
+// teacherTextsFileBudget bounds them when they are read from the passage
+// texts file, where a miss costs one pread from the page cache (~1 µs), not
+// a Badger lookup: the cache is then mostly heap (and twice that in RSS
+// with the collector's headroom) for little gain.
+const teacherTextsFileBudget = 16 << 20
 
 // isFatalTeacher reports a failure that no other item would fix from a
 // Scorer that does not return *httpx.Fault: one with an HTTP status of 401,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -92,7 +91,7 @@ func (ms *mineState) release() {
 	held := ms.runs != nil || ms.normOf != nil
 	ms.once, ms.err, ms.runs, ms.normOf, ms.sel = sync.Once{}, nil, nil, nil, nil
 	if held {
-		debug.FreeOSMemory()
+		returnGarbage()
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // count, bounds memory whatever the passages' lengths. Safe for concurrent
 // use.
 type passageCache[V any] struct {
-	st     *pipeline.Store
+	src    *passageSource
 	of     func(dataset.Passage) V
 	size   func(V) int
 	per    int // bytes a shard may hold
@@ -33,16 +33,16 @@ type passageCache[V any] struct {
 // slot, the id and the string headers.
 const passageOverhead = 96
 
-func newPassageCache[V any](st *pipeline.Store, budget int, of func(dataset.Passage) V, size func(V) int) *passageCache[V] {
-	c := &passageCache[V]{st: st, of: of, size: size, per: max(budget/64, 1)}
+func newPassageCache[V any](src *passageSource, budget int, of func(dataset.Passage) V, size func(V) int) *passageCache[V] {
+	c := &passageCache[V]{src: src, of: of, size: size, per: max(budget/64, 1)}
 	for i := range c.shards {
 		c.shards[i].m = map[string]V{}
 	}
 	return c
 }
 
-// get returns of(passage id) from the cache, or reads the passage from the
-// store (one Get).
+// get returns of(passage id) from the cache, or reads the passage from
+// the source (one pread, or one store Get).
 func (c *passageCache[V]) get(id string) (V, error) {
 	out := make([]V, 1)
 	err := c.getAll([]string{id}, out)
@@ -50,8 +50,9 @@ func (c *passageCache[V]) get(id string) (V, error) {
 }
 
 // getAll sets out[i] to of(passage ids[i]). The passages not cached are read
-// in one store transaction, in key order. A passage missing from the store is
-// an error naming it.
+// from the source (the passage texts file, else the store in one
+// transaction, in key order). A passage missing from the store is an error
+// naming it.
 func (c *passageCache[V]) getAll(ids []string, out []V) error {
 	var miss []int
 	for i, id := range ids {
@@ -69,16 +70,12 @@ func (c *passageCache[V]) getAll(ids []string, out []V) error {
 		return nil
 	}
 	slices.SortFunc(miss, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
-	keys := make([]string, len(miss))
+	sorted := make([]string, len(miss))
 	for j, i := range miss {
-		keys[j] = dataset.DocKey(ids[i])
+		sorted[j] = ids[i]
 	}
 	found := make([]bool, len(miss))
-	err := c.st.GetEach(keys, func(j int, val []byte) error {
-		var p dataset.Passage
-		if err := dataset.DecodePassage(val, &p); err != nil {
-			return fmt.Errorf("store decode %q: %w", keys[j], err)
-		}
+	err := c.src.readEach(sorted, func(j int, p dataset.Passage) error {
 		found[j] = true
 		out[miss[j]] = c.of(p)
 		return nil

@@ -363,5 +363,13 @@ func runPreparedCorpus(ctx context.Context, env *pipeline.Env, m PreparedMeta) e
 	for k, v := range m.Skipped {
 		c.Add("skipped_"+k, v)
 	}
-	return st.PutJSON(dataset.MetaCorpus, dataset.CorpusMeta{SHA256: m.SHA256, Passages: m.Passages})
+	// The passage texts: the prepared folder's file (read-only, shared by
+	// every shard), else one of the run's own, written from its store.
+	now := dataset.CorpusMeta{SHA256: m.SHA256, Passages: m.Passages}
+	if !hasPassageFile(prep.Path(), now) && !hasPassageFile(st.Path(), now) {
+		if err := writePassageFile(ctx, st, now); err != nil {
+			return err
+		}
+	}
+	return st.PutJSON(dataset.MetaCorpus, now)
 }

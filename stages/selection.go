@@ -92,6 +92,11 @@ func LoadSelection(ctx context.Context, st *pipeline.Store, cfg *pipeline.Config
 		if sel, err = computeSelection(ctx, st, cfg, key, prog); err != nil {
 			return nil, err
 		}
+		// The MinHash signatures and the scan's buffers are garbage now:
+		// ~0.5 GB at 1M passages, which the BM25 build would otherwise
+		// find still mapped beside its own (BENCHMARKS.md "Millions of
+		// passages").
+		returnGarbage()
 		if err := st.PutJSON(dataset.MetaSelection, sel); err != nil {
 			return nil, err
 		}

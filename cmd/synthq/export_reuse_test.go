@@ -106,3 +106,34 @@ func TestReRunKeepsUnchangedExport(t *testing.T) {
 	run()
 	kept("re-run of the first settings", true)
 }
+
+// A store exports the same bytes whether label and export read the
+// passages from its passage texts file or, moved without it, from the
+// store; a run on it writes the file again.
+func TestExportSameBytesWithoutPassageFile(t *testing.T) {
+	out := t.TempDir()
+	_, _, args := fakeArgs(t, "tei", out)
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, msg)
+	}
+	store := filepath.Join(out, "store")
+	files, _ := filepath.Glob(filepath.Join(store, "index", "passages-*.txt"))
+	if len(files) != 1 {
+		t.Fatalf("passage texts files in the store: %v, want one", files)
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	again := t.TempDir()
+	if code, msg := synthq(t, context.Background(), "export", "--quiet", "--store", store, "--out", again); code != 0 {
+		t.Fatalf("export without the file: exit %d: %s", code, msg)
+	}
+	sameFiles(t, out, again)
+	if code, msg := synthq(t, context.Background(), args...); code != 0 {
+		t.Fatalf("run again: exit %d: %s", code, msg)
+	}
+	if f, _ := filepath.Glob(filepath.Join(store, "index", "passages-*.txt")); len(f) != 1 {
+		t.Errorf("after a run on the store: passage texts files %v, want one", f)
+	}
+	sameFiles(t, again, out)
+}

@@ -151,6 +151,16 @@ func TestPreparedShardsEmbedTheCorpusOnce(t *testing.T) {
 				i, counts["bm25_index_built"], counts["bm25_index_loaded"])
 		}
 	}
+	// The passage texts file was written once, by prepare: the shards read
+	// the prepared folder's and write none of their own.
+	if f, _ := filepath.Glob(filepath.Join(prep, "store", "index", "passages-*.txt")); len(f) != 1 {
+		t.Errorf("prepared folder's passage texts files: %v, want one", f)
+	}
+	for i, s := range stores {
+		if f, _ := filepath.Glob(filepath.Join(s, "index", "passages-*")); len(f) != 0 {
+			t.Errorf("shard %d wrote passage texts files of its own: %v", i, f)
+		}
+	}
 	merged := t.TempDir()
 	code, msg := synthq(t, context.Background(), append([]string{"export", "--quiet", "--out", merged, "--merge"}, stores...)...)
 	if code != 0 {
