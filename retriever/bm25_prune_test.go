@@ -98,3 +98,56 @@ func TestMaxScoreTies(t *testing.T) {
 		t.Errorf("ties: got %v, want the earliest passages with both terms", hits)
 	}
 }
+
+// TestTermBits checks the frequent terms' bitmaps against their postings:
+// a passage's has-bit is set exactly when the term's postings hold it,
+// its tf-1 bit only when the posting's inv is the tf-1 inv of the
+// passage's norm bit for bit (what MaxScore adds in its place), and pos
+// finds the posting. The corpus repeats words, so tf above 1 occurs.
+func TestTermBits(t *testing.T) {
+	ids, texts, _ := zipfCorpus(5000)
+	for i := 0; i < 500; i++ {
+		texts[i*3] += " " + texts[i*3][:30] // repeated words: tf 2 and more
+	}
+	b := NewBM25Builder(nil, nil)
+	b.AddBatch(ids, texts, 0)
+	ix := b.Build()
+	if len(ix.dense) < 20 {
+		t.Fatalf("%d frequent terms, want at least 20 for the test to mean something", len(ix.dense))
+	}
+	ones, others := 0, 0
+	for i, term := range ix.denseIDs {
+		tb := &ix.dense[i]
+		lo, hi := ix.start[term], ix.start[term+1]
+		if hi-lo < uint64(ix.n/minDenseDiv) {
+			t.Fatalf("term %d has %d postings, below n/%d", term, hi-lo, minDenseDiv)
+		}
+		p := lo
+		for d := uint32(0); d < uint32(ix.n); d++ {
+			has := tb.bits[2*(d>>6)]>>(d&63)&1 != 0
+			one := tb.bits[2*(d>>6)+1]>>(d&63)&1 != 0
+			held := p < hi && ix.docs[p] == d
+			if has != held || (one && !has) {
+				t.Fatalf("term %d passage %d: has %v one %v, postings say %v", term, d, has, one, held)
+			}
+			if !held {
+				continue
+			}
+			if got := uint64(tb.pos(d)); got != p-lo {
+				t.Fatalf("term %d passage %d: pos %d, want %d", term, d, got, p-lo)
+			}
+			if one {
+				ones++
+				if ix.inv[p] != ix.tf1Inv[ix.norms[d]] {
+					t.Fatalf("term %d passage %d: tf-1 bit set, inv %v, tf-1 inv %v", term, d, ix.inv[p], ix.tf1Inv[ix.norms[d]])
+				}
+			} else {
+				others++
+			}
+			p++
+		}
+	}
+	if ones == 0 || others == 0 {
+		t.Errorf("%d tf-1 postings and %d others: the test needs both", ones, others)
+	}
+}

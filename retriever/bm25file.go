@@ -32,11 +32,13 @@ import (
 //	             1000 of its postings sorted by inv (1 past its postings)
 //	id offsets:  passages+1 u64, id bytes: the passage ids concatenated
 //	term offsets: terms+1 u64, term bytes: the terms, sorted, concatenated
+//	norms:       passages u8, each passage's length as Lucene's one-byte norm
 //
-// Sections start at multiples of 64 bytes.
+// Sections start at multiples of 64 bytes. Version 2 added the norms (a file
+// of version 1 is refused: build it again).
 const (
 	bm25Magic      = "SYNTHQBM"
-	bm25Version    = 1
+	bm25Version    = 2
 	bm25HeaderSize = 4096
 )
 
@@ -49,7 +51,7 @@ type bm25Header struct {
 	Terms       int               `json:"terms"`
 	Postings    int               `json:"postings"`
 	Fingerprint map[string]string `json:"fingerprint"`
-	Sections    []uint64          `json:"sections"` // offsets of the 8 sections, then the file size
+	Sections    []uint64          `json:"sections"` // offsets of the 9 sections, then the file size
 	CRC32C      uint32            `json:"crc32c"`
 }
 
@@ -59,7 +61,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func (ix *BM25) sections() [][]byte {
 	return [][]byte{
 		sliceBytes(ix.start), sliceBytes(ix.docs), sliceBytes(ix.inv), sliceBytes(ix.rankInv),
-		sliceBytes(ix.idOff), unsafe.Slice(unsafe.StringData(ix.ids), len(ix.ids)), sliceBytes(ix.termOff), ix.termBytes,
+		sliceBytes(ix.idOff), unsafe.Slice(unsafe.StringData(ix.ids), len(ix.ids)), sliceBytes(ix.termOff), ix.termBytes, ix.norms,
 	}
 }
 
@@ -217,12 +219,12 @@ func bm25FromBytes(b []byte, p BM25Params, fingerprint map[string]string) (*BM25
 	if len(diffs) > 0 {
 		return nil, fmt.Errorf("built from other data or with other settings than this run:\n  %s", strings.Join(diffs, "\n  "))
 	}
-	const nsec = 8
+	const nsec = 9
 	if len(h.Sections) != nsec+1 || h.Sections[nsec] != uint64(len(b)) {
 		return nil, fmt.Errorf("file is %d bytes, its header says otherwise (truncated?)", len(b))
 	}
 	want := []uint64{uint64(h.Terms+1) * 8, uint64(h.Postings) * 4, uint64(h.Postings) * 4, uint64(h.Terms) * 16,
-		uint64(h.Passages+1) * 8, 0, uint64(h.Terms+1) * 8, 0}
+		uint64(h.Passages+1) * 8, 0, uint64(h.Terms+1) * 8, 0, uint64(h.Passages)}
 	for i := range nsec {
 		lo, hi := h.Sections[i], h.Sections[i+1]
 		if lo < bm25HeaderSize || hi < lo || lo%64 != 0 || (want[i] != 0 && (hi-lo < want[i] || hi-lo-want[i] >= 64)) {
@@ -240,6 +242,7 @@ func bm25FromBytes(b []byte, p BM25Params, fingerprint map[string]string) (*BM25
 		rankInv: castSlice[float32](sec(3, want[3])),
 		idOff:   castSlice[uint64](sec(4, want[4])),
 		termOff: castSlice[uint64](sec(6, want[6])),
+		norms:   sec(8, want[8]),
 	}
 	// The variable-length sections end where their offsets say.
 	idBytes := b[h.Sections[5]:h.Sections[6]]

@@ -3,6 +3,7 @@ package retriever
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,6 +30,10 @@ func TestBM25FileRoundTrip(t *testing.T) {
 	if loaded.Len() != built.Len() || loaded.Terms() != built.Terms() || loaded.Postings() != built.Postings() {
 		t.Fatalf("loaded %d passages %d terms %d postings, built %d %d %d",
 			loaded.Len(), loaded.Terms(), loaded.Postings(), built.Len(), built.Terms(), built.Postings())
+	}
+	if !bytes.Equal(loaded.norms, built.norms) || !reflect.DeepEqual(loaded.denseIDs, built.denseIDs) ||
+		!reflect.DeepEqual(loaded.dense, built.dense) || loaded.tf1Inv != built.tf1Inv {
+		t.Fatal("loaded index's norms or frequent-term bitmaps differ from the built one's")
 	}
 	ctx := context.Background()
 	for _, q := range append(queries[:200], texts[5], "") {
@@ -75,6 +80,9 @@ func TestBM25FileRefused(t *testing.T) {
 		}
 		return p
 	}
+	// A file of format version 1 (no norms) is refused, not misread.
+	stale := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(stale[8:], 1)
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-70] ^= 0x10
 	cases := []struct {
@@ -89,6 +97,7 @@ func TestBM25FileRefused(t *testing.T) {
 		{"other params", path, &BM25Params{K1: 1.2, B: 0.4}, fp, []string{"k1: the file has 0.9, this run 1.2"}},
 		{"a key missing", path, nil, map[string]string{"corpus": "sha-1"}, []string{`analyzer: the file has "english", this run "(none)"`}},
 		{"a flipped bit", write(flipped), nil, fp, []string{"corrupt: checksum"}},
+		{"format version 1", write(stale), nil, fp, []string{"format version 1, this synthq reads 2"}},
 		{"truncated", write(good[:len(good)-64]), nil, fp, []string{"truncated"}},
 		{"not an index", write([]byte(strings.Repeat("x", 5000))), nil, fp, []string{"not a synthq BM25 index file"}},
 		{"missing", filepath.Join(dir, "nope.idx"), nil, fp, []string{"no such file"}},

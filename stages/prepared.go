@@ -20,8 +20,9 @@ import (
 // PreparedVersion is the layout of a prepared corpus folder; a folder of
 // another version is refused.
 // (Version 2 records each model's dense index: a folder of version 1 is
-// prepared again, its stored vectors reused.)
-const PreparedVersion = 2
+// prepared again, its stored vectors reused. Version 3: bm25.idx holds the
+// passages' norms, format 2; the index is built again.)
+const PreparedVersion = 3
 
 // PreparedMeta describes a prepared corpus (synthq prepare): the corpus it
 // was read from and every setting that shaped what it holds. It is stored

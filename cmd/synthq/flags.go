@@ -106,7 +106,7 @@ func retrieverFlags() []cli.Flag {
 		rawStrs("passage-prefix", "text put before every passage for the embedding model, e.g. \"passage: \" (E5); repeat once per --embed-model"),
 		str("dense-index", "auto", "dense search: exact | approx (IVF: k-means lists, the nearest --dense-probe searched; recall against exact is measured on a sample and recorded) | auto (exact up to 100,000 passages)"),
 		integer("dense-lists", 0, "IVF lists (k-means partitions) of --dense-index approx (0: √passages)"),
-		integer("dense-probe", 0, "IVF lists searched per query (0: a sixth of the lists, at least 32)"),
+		integer("dense-probe", 0, "IVF lists searched per query (0: a third of the lists, at least 32)"),
 	}
 }
 
