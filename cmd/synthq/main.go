@@ -105,8 +105,9 @@ func cpuProfile(path string, log io.Writer) func() {
 // none: the heap may grow to 1.5× what is live between collections, not 2×.
 // At 1M passages the live heap peaks near 0.8 GB (the BM25 index, the
 // passages label reads ahead) and the default let the heap reach 1.5 GB
-// there, the run's peak RSS; the collector's CPU, 1–3 % of the run with the
-// default, about doubles (BENCHMARKS.md "Millions of passages").
+// there, the run's peak RSS; the collector's share of the run's CPU went
+// from 3 % to 4 % (634 → 1,012 collections; BENCHMARKS.md "Millions of
+// passages").
 const defaultGCPercent = 50
 
 // gcPercent sets the collector's GOGC to defaultGCPercent unless the
