@@ -22,6 +22,7 @@ type Progress struct {
 	interval time.Duration
 	bars     sync.Map // stage name -> *Bar (the latest of that name)
 	now      func() time.Time
+	wmu      sync.Mutex // one line at a time: stages run side by side (mine ahead builds BM25 and dense at once)
 }
 
 // NewProgress writes to w; tty selects the redrawn bar.
@@ -86,6 +87,8 @@ func (p *Progress) Warnf(format string, args ...any) {
 	if p == nil || p.w == nil {
 		return
 	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
 	fmt.Fprintf(p.w, format, args...)
 }
 
@@ -242,6 +245,8 @@ func (b *Bar) render(final bool) {
 			line += "  | " + s
 		}
 	}
+	b.p.wmu.Lock()
+	defer b.p.wmu.Unlock()
 	if b.p.tty {
 		end := ""
 		if final {
