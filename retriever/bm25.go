@@ -415,9 +415,10 @@ func (ix *BM25) initScratch() {
 // termBits, so MaxScore tells from bits whether a candidate holds it and,
 // when its tf is 1 (most postings), what it adds (from the passage's norm),
 // without reading its postings. Each costs 17 bytes per 64 passages: at
-// most 4.3 bytes per posting of the term; 26 MB for the 98 such terms of
-// the 1M Zipf corpus (6 % of its 443 MB index).
-const minDenseDiv = 16
+// most 8.5 bytes per posting of the term; 57 MB for the 220 such terms of
+// the 1M Zipf corpus (13 % of its 443 MB index). One in 16 (25 MB) was
+// 1.2× slower a query at 1M (BENCHMARKS.md, "Third pass").
+const minDenseDiv = 32
 
 // termBits is a frequent term's postings as bitmaps over the passages.
 type termBits struct {

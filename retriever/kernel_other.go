@@ -1,8 +1,10 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package retriever
 
-// fmaKernel: no assembly kernel on this architecture.
+// fmaKernel: no assembly kernel on this architecture, or built with the
+// purego tag (the Go convention for leaving out assembly; CI tests the
+// pure-Go kernel that way).
 const fmaKernel = false
 
 // scoreTile sets scores[qi·densePassageBlock + j] to the inner product of

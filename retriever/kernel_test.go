@@ -42,7 +42,7 @@ func exactDot(a, b []float32) (sum, mag float64) {
 // kernel.
 func TestKernelsAgree(t *testing.T) {
 	if !fmaKernel {
-		t.Log("no AVX2/FMA on this CPU: scoreTile is the pure-Go kernel")
+		t.Log("no AVX2/FMA kernel (this CPU, this architecture or the purego tag): scoreTile is the pure-Go kernel")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, dim := range []int{1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 256, 768, 1024} {
