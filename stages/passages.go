@@ -41,14 +41,6 @@ func newPassageCache[V any](src *passageSource, budget int, of func(dataset.Pass
 	return c
 }
 
-// get returns of(passage id) from the cache, or reads the passage from
-// the source (one pread, or one store Get).
-func (c *passageCache[V]) get(id string) (V, error) {
-	out := make([]V, 1)
-	err := c.getAll([]string{id}, out)
-	return out[0], err
-}
-
 // getAll sets out[i] to of(passage ids[i]). The passages not cached are read
 // from the source (the passage texts file, else the store in one
 // transaction, in key order). A passage missing from the store is an error

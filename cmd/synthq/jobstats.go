@@ -21,17 +21,15 @@ const staleAfter = time.Minute
 
 // shardView is one store's line in `synthq stats --merge`.
 type shardView struct {
-	Store    string                       `json:"store"`
-	Shard    string                       `json:"shard,omitempty"`
-	State    string                       `json:"state"` // a pipeline.State*, "stale" or "no progress file"
-	Stage    string                       `json:"stage,omitempty"`
-	Done     int64                        `json:"done,omitempty"`
-	Total    int64                        `json:"total,omitempty"`
-	Updated  time.Time                    `json:"updated,omitempty"`
-	Error    string                       `json:"error,omitempty"`
-	Progress *pipeline.RunProgress        `json:"progress,omitempty"`
-	stages   map[string]pipeline.BarState // for the text view
-	counts   map[string]map[string]int64  // for the funnel
+	Store    string                `json:"store"`
+	Shard    string                `json:"shard,omitempty"`
+	State    string                `json:"state"` // a pipeline.State*, "stale" or "no progress file"
+	Stage    string                `json:"stage,omitempty"`
+	Done     int64                 `json:"done,omitempty"`
+	Total    int64                 `json:"total,omitempty"`
+	Updated  time.Time             `json:"updated,omitempty"`
+	Error    string                `json:"error,omitempty"`
+	Progress *pipeline.RunProgress `json:"progress,omitempty"`
 }
 
 // jobView reads the progress file of each store (no store is opened, no

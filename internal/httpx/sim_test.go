@@ -54,7 +54,6 @@ type simulation struct {
 	ok      int64
 	refused int64
 	sent    int64
-	okAfter map[time.Duration]int64 // successes by the given time
 	rng     *rand.Rand
 	// bursts, when set, limits the work offered: requests arrive in
 	// bursts instead of being always at hand.
