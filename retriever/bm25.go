@@ -3,10 +3,12 @@ package retriever
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -409,6 +411,8 @@ func (ix *BM25) initScratch() {
 	n := ix.n
 	ix.scratch.New = func() any { return &searchScratch{acc: make([]float32, n)} }
 	ix.buildDense()
+	ix.buildWindowBounds()
+	ix.buildTermHash()
 }
 
 // minDenseDiv: a term in at least one passage of minDenseDiv has a
@@ -422,21 +426,21 @@ const minDenseDiv = 32
 
 // termBits is a frequent term's postings as bitmaps over the passages.
 type termBits struct {
-	// bits, in pairs of words per 64 passages: bit d%64 of bits[2·(d/64)]:
-	// passage d holds the term; of bits[2·(d/64)+1]: its posting's inv is
-	// tf1Inv[norms[d]] (tf 1). Side by side, so the candidate filter's read
-	// of the first brings the second into cache.
-	bits []uint64
-	cum  []uint32 // postings before passage 512·i, for the inv of the others
+	// has: bit d%64 of has[d/64] is set when passage d holds the term;
+	// one: when, besides, its posting's inv is tf1Inv[norms[d]] (tf 1).
+	// Apart, so the candidate filter, which reads only has, brings in
+	// half the cache lines.
+	has, one []uint64
+	cum      []uint32 // postings before passage 512·i, for the inv of the others
 }
 
 // pos is the position among the term's postings of passage d's, which it
 // holds.
 func (tb *termBits) pos(d uint32) uint32 {
 	w := d >> 6
-	p := tb.cum[w>>3] + uint32(bits.OnesCount64(tb.bits[2*w]&(1<<(d&63)-1)))
+	p := tb.cum[w>>3] + uint32(bits.OnesCount64(tb.has[w]&(1<<(d&63)-1)))
 	for i := w &^ 7; i < w; i++ {
-		p += uint32(bits.OnesCount64(tb.bits[2*i]))
+		p += uint32(bits.OnesCount64(tb.has[i]))
 	}
 	return p
 }
@@ -464,12 +468,12 @@ func (ix *BM25) buildDense() {
 		if hi-lo < minDF {
 			continue
 		}
-		tb := termBits{bits: make([]uint64, 2*words), cum: make([]uint32, (words+7)/8)}
+		tb := termBits{has: make([]uint64, words), one: make([]uint64, words), cum: make([]uint32, (words+7)/8)}
 		inv := ix.inv[lo:hi]
 		for p, d := range ix.docs[lo:hi] {
-			tb.bits[2*(d>>6)] |= 1 << (d & 63)
+			tb.has[d>>6] |= 1 << (d & 63)
 			if inv[p] == ix.tf1Inv[ix.norms[d]] {
-				tb.bits[2*(d>>6)+1] |= 1 << (d & 63)
+				tb.one[d>>6] |= 1 << (d & 63)
 			}
 		}
 		c := uint32(0)
@@ -477,11 +481,53 @@ func (ix *BM25) buildDense() {
 			if w%8 == 0 {
 				tb.cum[w/8] = c
 			}
-			c += uint32(bits.OnesCount64(tb.bits[2*w]))
+			c += uint32(bits.OnesCount64(tb.has[w]))
 		}
 		ix.denseIDs = append(ix.denseIDs, uint32(t))
 		ix.dense = append(ix.dense, tb)
 	}
+}
+
+// minWindowBoundDiv: a term in at least one passage of minWindowBoundDiv
+// has window bounds, 4 bytes per maxWindow passages (1.7 MB for the 1,680
+// such terms of the 1M Zipf corpus).
+const minWindowBoundDiv = 256
+
+// buildWindowBounds keeps, for the terms in at least one passage of
+// minWindowBoundDiv, the smallest inv of their postings in each window of
+// maxWindow passages: what the term can add to a passage of that window
+// (block-max bounds, Ding & Suel 2011, per window of MaxScore). Derived from
+// the postings on building or opening, not stored: one pass over those
+// terms' postings.
+func (ix *BM25) buildWindowBounds() {
+	ix.wboundIDs, ix.wbounds = nil, nil
+	windows := (ix.n + maxWindow - 1) / maxWindow
+	minDF := uint64(max(ix.n/minWindowBoundDiv, 1))
+	for t := 0; t+1 < len(ix.start); t++ {
+		lo, hi := ix.start[t], ix.start[t+1]
+		if hi-lo < minDF {
+			continue
+		}
+		wb := make([]float32, windows)
+		for i := range wb {
+			wb[i] = 1
+		}
+		inv := ix.inv[lo:hi]
+		for p, d := range ix.docs[lo:hi] {
+			w := d / maxWindow
+			wb[w] = min(wb[w], inv[p])
+		}
+		ix.wboundIDs = append(ix.wboundIDs, uint32(t))
+		ix.wbounds = append(ix.wbounds, wb)
+	}
+}
+
+// windowBoundsOf is term t's window bounds, or nil when it has none.
+func (ix *BM25) windowBoundsOf(t uint32) []float32 {
+	if i, ok := slices.BinarySearch(ix.wboundIDs, t); ok {
+		return ix.wbounds[i]
+	}
+	return nil
 }
 
 // denseOf is term t's termBits, or nil when it has none.
@@ -512,6 +558,10 @@ type BM25 struct {
 	tf1Inv    [256]float32 // per norm: the inv of a posting with tf 1
 	denseIDs  []uint32     // the terms with a termBits, ascending
 	dense     []termBits   // per denseIDs entry
+	wboundIDs []uint32     // the terms with window bounds, ascending (see buildWindowBounds)
+	wbounds   [][]float32  // per wboundIDs entry, per window of maxWindow passages: the smallest inv in it (1: none)
+	termHash  []uint32     // see buildTermHash
+	termSeed  maphash.Seed // termHash's
 	scratch   sync.Pool
 	unmap     func() error // a loaded index: releases the file mapping
 }
@@ -524,43 +574,80 @@ type searchScratch struct {
 	qt      []queryTerm
 	cur     []*queryTerm
 	cum     []float64
-	wacc    []float32              // per window passage: the partial score
-	nb      []*queryTerm           // the non-essential terms with a termBits
-	surv    []survivor             // a window word's candidates that passed the bit filter
-	zero    [maxWindow / 32]uint64 // a missing term's bitmap words (all zero)
-	c1      [][256]float32         // per query term (by ord): its queryTerm.c1
+	cumw    []float64      // maxScore's cum for the current window (window bounds)
+	ubw     []float64      // and the window bound of each of cur
+	c1      [][256]float32 // per query term (by ord): its queryTerm.c1
+	win     *windowScratch // maxScore's, made on first use
+}
+
+// windowScratch is what maxScore keeps per window: kept between searches so
+// a search allocates nothing.
+type windowScratch struct {
+	acc  [maxWindow]float32                  // per window passage: the partial score (0: not found)
+	cand [maxWindow + 1]uint16               // the passages the essential terms found, in the order found (one spare: see maxScore)
+	surv [maxWindow / 64]uint64              // the candidates that passed the filter
+	wb   [maxBitTerms][maxWindow / 64]uint64 // scattered terms: the passages that hold them
+	wpre [maxBitTerms][maxWindow / 64]uint16 // and the postings before each word
+	zero [maxWindow / 64]uint64              // a missing filter term's words
+	fb   []filterTerm
+	// The filter's limits (candidateLimits) and what they were made for:
+	// most windows need the last ones again.
+	lim    [1 << maxBitTerms]float32
+	limKey [maxBitTerms + 1]float64
+}
+
+// limFor reports whether ws.lim was made for base and fb's bounds, and
+// notes them as its key if not.
+func (ws *windowScratch) limFor(base float64, fb []filterTerm) bool {
+	var key [maxBitTerms + 1]float64
+	key[0] = base
+	for i, f := range fb {
+		key[i+1] = f.ub
+	}
+	for i := len(fb) + 1; i < len(key); i++ {
+		key[i] = math.Inf(1) // no bound: an absent term's
+	}
+	if key == ws.limKey {
+		return true
+	}
+	ws.limKey = key
+	return false
+}
+
+// filterTerm is a non-essential term the candidate filter reads one bit of:
+// its bound and its words over the window.
+type filterTerm struct {
+	ub    float64
+	words *[maxWindow / 64]uint64
 }
 
 // c1For is the c1 table of the query term at ord (s.c1 is grown to the
 // query's terms before any is handed out).
 func (s *searchScratch) c1For(ord int) *[256]float32 { return &s.c1[ord] }
 
-// survivor is a window's candidate (passage lo+d) that may beat the k-th,
-// with its partial score.
-type survivor struct {
-	d  uint32
-	sc float32
-}
+// maxBitTerms is the most non-essential terms whose presence the candidate
+// filter reads (one bit each, 2^maxBitTerms limits); further ones count with
+// their bound.
+const maxBitTerms = 4
 
-// maxBitTerms is the most non-essential terms whose termBits the candidate
-// filter reads (2^maxBitTerms limits); further ones count with their bound.
-const maxBitTerms = 3
-
-// candidateLimits fills lim[mask], for each subset mask of nb (bit i: the
-// candidate holds nb[i]), with the float32 partial score a candidate must
+// candidateLimits fills lim[mask], for each subset mask of fb (bit i: the
+// candidate holds fb[i]), with the float32 partial score a candidate must
 // exceed to possibly beat the k-th: base (the k-th score less the margin and
-// the bounds of the terms not in nb) less the bounds of the terms in mask,
+// the bounds of the terms not in fb) less the bounds of the terms in mask,
 // rounded down so the filter never drops a candidate that could win.
-func candidateLimits(lim *[1 << maxBitTerms]float32, nb []*queryTerm, base float64) {
-	for mask := range 1 << len(nb) {
-		v := base
-		for i, q := range nb {
-			if mask>>i&1 != 0 {
-				v -= q.ub
-			}
+func candidateLimits(lim *[1 << maxBitTerms]float32, fb []filterTerm, base float64) {
+	var v [1 << maxBitTerms]float64
+	v[0] = base
+	for mask := 1; mask < 1<<maxBitTerms; mask++ {
+		i := bits.TrailingZeros(uint(mask))
+		v[mask] = v[mask&(mask-1)]
+		if i < len(fb) {
+			v[mask] -= fb[i].ub
 		}
-		f := float32(v)
-		if float64(f) > v {
+	}
+	for mask, x := range v {
+		f := float32(x)
+		if float64(f) > x {
 			f = math.Nextafter32(f, float32(math.Inf(-1)))
 		}
 		lim[mask] = f
@@ -577,22 +664,43 @@ func (ix *BM25) Postings() int { return len(ix.docs) }
 // Terms is the vocabulary size.
 func (ix *BM25) Terms() int { return len(ix.termOff) - 1 }
 
-// term is the id of an indexed term, by binary search of the sorted
-// vocabulary.
+// term is the id of an indexed term: one probe of termHash, most often
+// (a binary search of the sorted vocabulary took ~20 cache misses).
 func (ix *BM25) term(t string) (uint32, bool) {
-	lo, hi := 0, len(ix.termOff)-1
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ix.termAt(m) < t {
-			lo = m + 1
-		} else {
-			hi = m
+	if len(ix.termHash) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(ix.termHash) - 1)
+	for i := maphash.String(ix.termSeed, t) & mask; ; i = (i + 1) & mask {
+		id := ix.termHash[i]
+		if id == 0 {
+			return 0, false
+		}
+		if ix.termAt(int(id-1)) == t {
+			return id - 1, true
 		}
 	}
-	if lo < len(ix.termOff)-1 && ix.termAt(lo) == t {
-		return uint32(lo), true
+}
+
+// buildTermHash fills termHash, an open-addressing table of term id + 1
+// (0: empty) at least twice the vocabulary's size. Cost: one hash a term
+// (about 10 ns), 8 to 16 bytes a term.
+func (ix *BM25) buildTermHash() {
+	nt := len(ix.termOff) - 1
+	size := 1
+	for size < 2*nt {
+		size <<= 1
 	}
-	return 0, false
+	ix.termSeed = maphash.MakeSeed()
+	ix.termHash = make([]uint32, size)
+	mask := uint64(size - 1)
+	for t := 0; t < nt; t++ {
+		i := maphash.String(ix.termSeed, ix.termAt(t)) & mask
+		for ix.termHash[i] != 0 {
+			i = (i + 1) & mask
+		}
+		ix.termHash[i] = uint32(t + 1)
+	}
 }
 
 // termAt is term id t's text, a view into the vocabulary (not to be kept).
@@ -642,7 +750,7 @@ func (ix *BM25) Search(ctx context.Context, query string, k int) ([]Hit, error) 
 	for _, q := range s.qt {
 		postings += len(q.docs)
 	}
-	if len(s.qt) > maxPrunedTerms || postings < minPrunedPostings {
+	if len(s.qt) > maxPrunedTerms || (postings < minPrunedPostings && ix.n <= maxExhaustivePassages) {
 		return ix.exhaustive(s, k), nil
 	}
 	return ix.maxScore(s, k), nil
@@ -657,10 +765,16 @@ func (ix *BM25) searchExhaustive(query string, k int) []Hit {
 	return ix.exhaustive(s, k)
 }
 
-// minPrunedPostings is where pruning starts to pay: below it (a small
-// corpus such as SciFact's 5k passages, whose accumulators stay in cache)
-// scoring every posting is faster than MaxScore's bookkeeping.
-const minPrunedPostings = 1 << 16
+// minPrunedPostings is where pruning starts to pay in a corpus of at most
+// maxExhaustivePassages: below it (SciFact's 5k passages, whose
+// accumulators stay in cache) scoring every posting is faster than
+// MaxScore's bookkeeping. In a larger corpus the accumulators miss the
+// cache and MaxScore is faster whatever the query (at 1M passages, 8 ns a
+// posting scored exhaustively against MaxScore's few hundred windows).
+const (
+	minPrunedPostings     = 1 << 16
+	maxExhaustivePassages = 1 << 17 // 512 KB of accumulators: the L2 cache
+)
 
 // maxPrunedTerms is the most distinct query terms MaxScore handles (one bit
 // each in a uint64); longer queries are scored exhaustively.
@@ -678,8 +792,22 @@ type queryTerm struct {
 	pos  int
 	doc  uint32        // docs[pos], or noDoc when exhausted
 	tb   *termBits     // nil unless a frequent term
+	wmin []float32     // nil, or the term's smallest inv per window (buildWindowBounds)
 	c1   *[256]float32 // with tb, once non-essential: per norm, what a tf-1 posting adds
+	// How maxScore finds a survivor's posting of this non-essential term
+	// in the current window: see the look* constants.
+	look uint8
+	slot int // lookScattered: its windowScratch.wb and wpre
+	p0   int // lookScattered: its first posting in the window
 }
+
+// How maxScore looks a non-essential term up for a window's survivors.
+const (
+	lookNone      = iota // no posting in the window
+	lookBits             // a frequent term: its termBits
+	lookScattered        // its window's postings scattered into a bitmap first
+	lookCursor           // its cursor, advanced (survivors in passage order)
+)
 
 const noDoc = math.MaxUint32
 
@@ -710,7 +838,7 @@ func (ix *BM25) queryTerms(s *searchScratch, query string) {
 		df := float64(hi - lo)
 		w := boost * float32(math.Log(1+(n-df+0.5)/(df+0.5)))
 		q := queryTerm{ord: len(s.qt), term: t, w: w, docs: ix.docs[lo:hi], inv: ix.inv[lo:hi],
-			ub: float64(w) * (1 - float64(ix.rankInv[4*t])), tb: ix.denseOf(t)}
+			ub: float64(w) * (1 - float64(ix.rankInv[4*t])), tb: ix.denseOf(t), wmin: ix.windowBoundsOf(t)}
 		q.doc = noDoc
 		if len(q.docs) > 0 {
 			q.doc = q.docs[0]
@@ -775,11 +903,17 @@ func (ix *BM25) exhaustive(s *searchScratch, k int) []Hit {
 	return ix.hits(s)
 }
 
-// hits empties the heap into hits, best first.
+// hits empties the heap into hits, best first: sorted in place first, so
+// the passage ids' look-ups (a cache miss or two each) are independent of
+// one another and overlap.
 func (ix *BM25) hits(s *searchScratch) []Hit {
-	hits := make([]Hit, len(s.h))
-	for i := len(s.h) - 1; i >= 0; i-- {
-		e := s.h.pop()
+	all := s.h
+	for len(s.h) > 0 {
+		n := len(s.h)
+		all[n-1] = s.h.pop() // the worst left goes last
+	}
+	hits := make([]Hit, len(all))
+	for i, e := range all {
 		hits[i] = Hit{DocID: ix.id(e.doc), Rank: i + 1, Score: e.score}
 	}
 	return hits
@@ -798,15 +932,22 @@ const maxWindow = 1 << 12
 // MaxScoreBulkScorer (see Search): passages go in windows of maxWindow; in
 // each, the essential terms (those whose bound, added to the smaller ones',
 // could beat the k-th score) are added term at a time, bound descending,
-// into the window's float32 accumulators; then the passages they found, in
-// order, take the non-essential terms from the largest bound down while
-// their partial score plus the remaining bounds can still beat the k-th.
-// Every passage's terms are so added in exhaustive's order (bound
-// descending, a missing term adding nothing), so the accumulator that
-// reaches the end is the exact score. Before any passage is scored, the
-// k-th score is known to be at least the best of the query terms' k-th
-// largest contributions (kept per term for k = 1, 10, 100, 1000), so the
-// smallest terms are non-essential from the first window on.
+// into the window's float32 accumulators. A candidate filter then drops the
+// passages they found whose partial score, with the bounds of the
+// non-essential terms they may hold, cannot beat the k-th: it reads one bit
+// per candidate for each of the maxBitTerms non-essential terms with the
+// largest bounds (a frequent term's termBits, or the term's postings in the
+// window scattered into a bitmap when they are not many more than the
+// candidates), and counts the others with their bound (a term with no
+// posting in the window with none). The survivors, in passage order, take
+// the non-essential terms from the largest bound down while their partial
+// score plus the remaining bounds can still beat the k-th. Every passage's
+// terms are so added in exhaustive's order (bound descending, a missing term
+// adding nothing), so the accumulator that reaches the end is the exact
+// score. Before any passage is scored, the k-th score is known to be at
+// least the best of the query terms' k-th largest contributions (kept per
+// term for k = 1, 10, 100, 1000), so the smallest terms are non-essential
+// from the first window on.
 func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 	s.h = s.h[:0]
 	n := len(s.qt)
@@ -814,12 +955,12 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 		return nil
 	}
 	ix.order(s)
-	if len(s.wacc) == 0 {
-		s.wacc = make([]float32, maxWindow)
+	if s.win == nil {
+		s.win = new(windowScratch)
 	}
+	ws := s.win
 	cur, cum := s.cur, s.cum
-	wacc := (*[maxWindow]float32)(s.wacc)
-	var wbits [maxWindow / 64]uint64
+	wacc, cand := &ws.acc, &ws.cand
 	// theta is a floor of the k-th best score: before any passage is
 	// scored, the best of the query terms' k-th largest contributions (at
 	// least k passages score that much or more), then the k-th best held.
@@ -834,38 +975,24 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 		essential++
 	}
 	ndocs := uint32(ix.n)
-	norms := ix.norms[:ndocs]
 	if len(s.c1) < n {
 		s.c1 = make([][256]float32, n)
 	}
+	if cap(s.cumw) < n {
+		s.cumw, s.ubw = make([]float64, n), make([]float64, n)
+	}
+	cumw, ubw := s.cumw[:n], s.ubw[:n]
 	for lo := uint32(0); lo < ndocs; lo += maxWindow {
 		hi := lo + maxWindow
-		// Essential terms, term at a time, bound descending, into the window.
+		// Past the passages no essential term holds.
 		any := false
-		for i := n - 1; i >= essential; i-- {
-			q := cur[i]
-			if q.doc >= hi {
-				continue
+		for _, q := range cur[essential:] {
+			if q.doc < lo {
+				q.advance(lo)
 			}
-			any = true
-			w, docs := q.w, q.docs
-			inv := q.inv[:len(docs)]
-			p := q.pos
-			for ; p < len(docs) && docs[p] < hi; p++ {
-				d := (docs[p] - lo) & (maxWindow - 1)
-				wacc[d] += contribution(w, inv[p])
-				wbits[(d>>6)&(maxWindow/64-1)] |= 1 << (d & 63)
-			}
-			q.pos = p
-			q.doc = noDoc
-			if p < len(docs) {
-				q.doc = docs[p]
-			}
+			any = any || q.doc < hi
 		}
 		if !any {
-			if essential == n {
-				break
-			}
 			next := uint32(noDoc)
 			for _, q := range cur[essential:] {
 				next = min(next, q.doc)
@@ -877,113 +1004,51 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 			lo -= maxWindow // the loop adds it back
 			continue
 		}
-		// The window's candidates, in passage order. A frequent
-		// non-essential term (one with a termBits) adds its bound to a
-		// candidate's only if the candidate holds it (one bit), the others
-		// their bound always; a candidate whose partial score plus that
-		// cannot beat the k-th goes without a look-up, the rest take the
-		// non-essential terms' contributions, largest bound first, and so
-		// hold their exact scores.
-		ne := cur[:essential]
-		always := 0.0 // the bounds of the non-essential terms without a termBits
-		s.nb = s.nb[:0]
-		for _, q := range ne {
-			if q.tb == nil || len(s.nb) == maxBitTerms {
-				always += q.ub
-			} else {
-				s.nb = append(s.nb, q)
+		// The window's bounds: a term with window bounds adds at most its
+		// bound in this window. The terms essential here are those whose
+		// window bound, added to the smaller ones', could beat the k-th:
+		// the others only confirm candidates, as non-essential terms.
+		win := lo / maxWindow
+		total := 0.0
+		for i, q := range cur {
+			ub := q.ub
+			if q.wmin != nil {
+				ub = float64(q.w) * (1 - float64(q.wmin[win]))
 			}
-			if q.tb != nil && q.c1 == nil {
-				q.c1 = s.c1For(q.ord)
-				for i, inv := range &ix.tf1Inv {
-					q.c1[i] = contribution(q.w, inv)
-				}
-			}
+			total += ub
+			ubw[i], cumw[i] = ub, total*boundMargin
 		}
-		nb := s.nb
-		var lim [1 << maxBitTerms]float32
-		candidateLimits(&lim, nb, theta/boundMargin-always)
-		if len(s.surv) < maxWindow {
-			s.surv = make([]survivor, maxWindow)
+		essW := essential
+		for essW < n && cumw[essW] <= theta {
+			essW++
 		}
-		surv := (*[maxWindow]survivor)(s.surv)
-		ns := 0
-		// The window's words of the first maxBitTerms non-essential
-		// frequent terms' bitmaps (zeros for the missing).
-		var nbw [maxBitTerms]*[maxWindow / 32]uint64
-		for i := range nbw {
-			nbw[i] = &s.zero
-			if i < len(nb) {
-				nbw[i] = (*[maxWindow / 32]uint64)(nb[i].tb.bits[lo>>5:])
-			}
+		if essW == n {
+			continue // no passage of the window can beat the k-th
 		}
-		b0, b1, b2 := nbw[0], nbw[1], nbw[2]
-		for wi := range wbits {
-			word := wbits[wi]
-			if word == 0 {
+		// Where each non-essential term that is no frequent term stands: a
+		// term with no posting in the window adds nothing to its passages.
+		for _, q := range cur[:essW] {
+			q.look = lookBits
+			if q.tb != nil {
 				continue
 			}
-			wbits[wi] = 0
-			n0, n1, n2 := b0[2*wi], b1[2*wi], b2[2*wi]
-			for ; word != 0; word &= word - 1 {
-				j := uint(bits.TrailingZeros64(word))
-				d := uint32(wi<<6) + uint32(j)
-				sc := wacc[d&(maxWindow-1)]
-				wacc[d&(maxWindow-1)] = 0
-				idx := (n0>>j)&1 | (n1>>j)&1<<1 | (n2>>j)&1<<2
-				// Written always, kept (the cursor moved) only if it may win:
-				// no branch to mispredict.
-				surv[ns&(maxWindow-1)] = survivor{d: d, sc: sc}
-				keep := 0
-				if sc > lim[idx] {
-					keep = 1
-				}
-				ns += keep
+			if q.doc < lo {
+				q.advance(lo)
+			}
+			q.look = lookCursor
+			if q.doc >= hi {
+				q.look = lookNone
 			}
 		}
-		// The survivors take the non-essential terms, largest bound first:
-		// a frequent term's tf-1 contribution from the passage's norm, any
-		// other posting from its postings.
-		for x := range ns {
-			sv := &surv[x]
-			doc := lo + sv.d
-			gw, j := doc>>6, doc&63
-			norm := norms[doc]
-			sc := sv.sc
-			for i := essential - 1; i >= 0; i-- {
-				q := ne[i]
-				if tb := q.tb; tb != nil {
-					has, one := tb.bits[2*gw], tb.bits[2*gw+1]
-					v := q.c1[norm] * float32((one>>j)&1) // 0 or exactly the contribution
-					if ((has&^one)>>j)&1 != 0 {
-						v = contribution(q.w, q.inv[tb.pos(doc)])
-					}
-					sc += v
-					continue
-				}
-				if q.doc < doc {
-					q.advance(doc)
-				}
-				if q.doc == doc {
-					sc += contribution(q.w, q.inv[q.pos])
-				}
-			}
-			sv.sc = sc
-		}
-		for _, sv := range surv[:ns] {
-			e := scored{doc: lo + sv.d, score: sv.sc}
-			if len(s.h) < k {
-				s.h.push(e)
-			} else if better(e, s.h[0]) {
-				s.h[0] = e
-				s.h.down(0)
-			} else {
-				continue
-			}
-			if len(s.h) == k {
-				theta = max(theta, float64(s.h[0].score))
+		// The essential terms, term at a time, bound descending, into the
+		// window's accumulators.
+		nc := 0
+		for i := n - 1; i >= essW; i-- {
+			if q := cur[i]; q.doc < hi {
+				nc = addPostings(q, lo, hi, wacc, cand, nc)
 			}
 		}
+		theta = ix.postingWindow(s, lo, hi, essW, nc, theta, k)
 		for essential < n && cum[essential] <= theta {
 			essential++
 		}
@@ -992,6 +1057,216 @@ func (ix *BM25) maxScore(s *searchScratch, k int) []Hit {
 		}
 	}
 	return ix.hits(s)
+}
+
+// addPostings adds q's postings in [lo, hi) into the window's accumulators
+// and lists in cand, from cand[nc] on, the passages found for the first
+// time; it returns the new count and leaves q's cursor at hi.
+func addPostings(q *queryTerm, lo, hi uint32, wacc *[maxWindow]float32, cand *[maxWindow + 1]uint16, nc int) int {
+	w, docs := q.w, q.docs
+	inv := q.inv[:len(docs)]
+	p := q.pos
+	for ; p < len(docs) && docs[p] < hi; p++ {
+		d := (docs[p] - lo) & (maxWindow - 1)
+		old := wacc[d]
+		wacc[d] = old + contribution(w, inv[p])
+		cand[nc] = uint16(d) // nc ≤ maxWindow: each passage counts once
+		found := 0           // a contribution is never 0: an untouched accumulator is
+		if math.Float32bits(old) == 0 {
+			found = 1
+		}
+		nc += found
+	}
+	q.pos = p
+	q.doc = noDoc
+	if p < len(docs) {
+		q.doc = docs[p]
+	}
+	return nc
+}
+
+// c1Of fills, once a search, a frequent term's table of what a tf-1
+// posting adds per norm.
+func (ix *BM25) c1Of(s *searchScratch, q *queryTerm) {
+	if q.c1 == nil {
+		q.c1 = s.c1For(q.ord)
+		for i, inv := range &ix.tf1Inv {
+			q.c1[i] = contribution(q.w, inv)
+		}
+	}
+}
+
+// postingWindow filters and scores the window's candidates (cand[:nc], their
+// essential terms' partial scores in the accumulators) and returns the new
+// floor of the k-th score. The filter reads one bit per candidate for each
+// of the maxBitTerms non-essential terms with the largest bounds: a
+// frequent term's termBits, or the term's postings in the window scattered
+// into a bitmap when they are not many more than the candidates; the other
+// non-essential terms count with their bound.
+func (ix *BM25) postingWindow(s *searchScratch, lo, hi uint32, essential, nc int, theta float64, k int) float64 {
+	ws := s.win
+	wacc, cand, surv := &ws.acc, &ws.cand, &ws.surv
+	ne := s.cur[:essential]
+	cum, ubw := s.cumw, s.ubw
+	always := 0.0 // the bounds of the terms the filter has no bit for
+	fb := ws.fb[:0]
+	scattered := 0
+	for i := essential - 1; i >= 0; i-- {
+		q := ne[i]
+		switch q.look {
+		case lookBits:
+			ix.c1Of(s, q)
+			if len(fb) < maxBitTerms {
+				fb = append(fb, filterTerm{ub: ubw[i], words: (*[maxWindow / 64]uint64)(q.tb.has[lo>>6:])})
+			} else {
+				always += ubw[i]
+			}
+		case lookCursor:
+			p1 := q.pos + seek(q.docs[q.pos:], hi)
+			if len(fb) == maxBitTerms || p1-q.pos > 2*nc {
+				always += ubw[i]
+				continue
+			}
+			// Scattered: the filter reads its bit, a survivor finds its
+			// posting by rank. Cost: one write a posting.
+			b, pre := &ws.wb[scattered], &ws.wpre[scattered]
+			for _, d := range q.docs[q.pos:p1] {
+				b[(d>>6)&(maxWindow/64-1)] |= 1 << (d & 63)
+			}
+			c := uint16(0)
+			for x, word := range b {
+				pre[x] = c
+				c += uint16(bits.OnesCount64(word))
+			}
+			q.look, q.slot, q.p0 = lookScattered, scattered, q.pos
+			fb = append(fb, filterTerm{ub: ubw[i], words: b})
+			scattered++
+			q.pos = p1
+			q.doc = noDoc
+			if p1 < len(q.docs) {
+				q.doc = q.docs[p1]
+			}
+		}
+	}
+	ws.fb = fb
+	if base := theta/boundMargin - always; !ws.limFor(base, fb) {
+		candidateLimits(&ws.lim, fb, base)
+	}
+	lim := &ws.lim
+	var fw [maxBitTerms]*[maxWindow / 64]uint64
+	for i := range fw {
+		fw[i] = &ws.zero
+		if i < len(fb) {
+			fw[i] = fb[i].words
+		}
+	}
+	// A candidate's bits of the filter terms pick its limit; one that passes
+	// keeps its accumulator and a bit in surv, the others are cleared. No
+	// branch to mispredict.
+	f0, f1, f2, f3 := fw[0], fw[1], fw[2], fw[3]
+	for _, d := range cand[:nc] {
+		d &= maxWindow - 1
+		x, j := d>>6, uint(d&63)
+		sc := wacc[d]
+		idx := (f0[x]>>j)&1 | (f1[x]>>j)&1<<1 | (f2[x]>>j)&1<<2 | (f3[x]>>j)&1<<3
+		keep := uint64(0)
+		if sc > lim[idx] {
+			keep = 1
+		}
+		surv[x] |= keep << j
+		wacc[d] = sc * float32(keep) // exactly sc, or 0
+	}
+	// The survivors, in passage order, take the non-essential terms,
+	// largest bound first, while they can still beat the k-th.
+	for x := range surv {
+		word := surv[x]
+		if word == 0 {
+			continue
+		}
+		surv[x] = 0
+		for ; word != 0; word &= word - 1 {
+			d := uint32(x<<6) | uint32(bits.TrailingZeros64(word))
+			sc := wacc[d]
+			wacc[d] = 0
+			sc, ok := ix.addTerms(s, lo, lo+d, sc, essential-1, theta, cum)
+			if ok {
+				theta = offer(s, lo+d, sc, theta, k)
+			}
+		}
+	}
+	for i := range scattered {
+		ws.wb[i] = [maxWindow / 64]uint64{}
+	}
+	return theta
+}
+
+// addTerms adds to sc, passage doc's partial score, the contributions of
+// s.cur[i] down to s.cur[0] (bound descending), each looked up as its look
+// says, and reports whether the passage can still beat theta: false as soon as its
+// partial score plus the remaining bounds cannot.
+func (ix *BM25) addTerms(s *searchScratch, lo, doc uint32, sc float32, i int, theta float64, cum []float64) (float32, bool) {
+	gw, gj := doc>>6, doc&63
+	norm := ix.norms[doc]
+	for ; i >= 0; i-- {
+		if float64(sc)+cum[i] <= theta {
+			return sc, false
+		}
+		q := s.cur[i]
+		switch q.look {
+		case lookBits:
+			tb := q.tb
+			has, one := tb.has[gw], tb.one[gw]
+			v := q.c1[norm] * float32((one>>gj)&1) // 0 or exactly the contribution
+			if ((has&^one)>>gj)&1 != 0 {
+				v = contribution(q.w, q.inv[tb.pos(doc)])
+			}
+			sc += v
+		case lookScattered:
+			x, j := (doc-lo)>>6&(maxWindow/64-1), (doc-lo)&63
+			b := s.win.wb[q.slot][x]
+			if (b>>j)&1 != 0 {
+				p := q.p0 + int(s.win.wpre[q.slot][x]) + bits.OnesCount64(b&(1<<j-1))
+				sc += contribution(q.w, q.inv[p])
+			}
+		case lookCursor:
+			if q.doc < doc {
+				q.advance(doc)
+			}
+			if q.doc == doc {
+				sc += contribution(q.w, q.inv[q.pos])
+			}
+		}
+	}
+	return sc, true
+}
+
+// offer puts passage doc, of score sc, among the best k if it belongs
+// there, and returns the new floor of the k-th score.
+func offer(s *searchScratch, doc uint32, sc float32, theta float64, k int) float64 {
+	e := scored{doc: doc, score: sc}
+	if len(s.h) < k {
+		s.h.push(e)
+	} else if better(e, s.h[0]) {
+		s.h[0] = e
+		s.h.down(0)
+	} else {
+		return theta
+	}
+	if len(s.h) == k {
+		theta = max(theta, float64(s.h[0].score))
+	}
+	return theta
+}
+
+// seek is the index of the first of docs (ascending) at or after target, or
+// len(docs): galloping from the start, then binary search.
+func seek(docs []uint32, target uint32) int {
+	lo, step := 0, 8
+	for lo+step < len(docs) && docs[lo+step] < target {
+		lo += step
+		step <<= 1
+	}
+	return lo + sort.Search(min(step, len(docs)-lo), func(i int) bool { return docs[lo+i] >= target })
 }
 
 // advance moves the cursor to its first posting at or after target by

@@ -32,8 +32,23 @@ func TestBM25FileRoundTrip(t *testing.T) {
 			loaded.Len(), loaded.Terms(), loaded.Postings(), built.Len(), built.Terms(), built.Postings())
 	}
 	if !bytes.Equal(loaded.norms, built.norms) || !reflect.DeepEqual(loaded.denseIDs, built.denseIDs) ||
-		!reflect.DeepEqual(loaded.dense, built.dense) || loaded.tf1Inv != built.tf1Inv {
-		t.Fatal("loaded index's norms or frequent-term bitmaps differ from the built one's")
+		!reflect.DeepEqual(loaded.dense, built.dense) || loaded.tf1Inv != built.tf1Inv ||
+		!reflect.DeepEqual(loaded.wboundIDs, built.wboundIDs) || !reflect.DeepEqual(loaded.wbounds, built.wbounds) {
+		t.Fatal("loaded index's norms, frequent-term bitmaps or window bounds differ from the built one's")
+	}
+	// Every term is found by its text in both (the hash table is built on
+	// open, not stored), and only those.
+	for _, ix := range []*BM25{built, loaded} {
+		for term := range ix.Terms() {
+			if got, ok := ix.term(ix.termAt(term)); !ok || got != uint32(term) {
+				t.Fatalf("term %d %q: found %d %v", term, ix.termAt(term), got, ok)
+			}
+		}
+		for _, absent := range []string{"", "zzzzzzzzzzzz", ix.termAt(0) + "x", "\x00"} {
+			if got, ok := ix.term(absent); ok {
+				t.Fatalf("absent term %q found as %d", absent, got)
+			}
+		}
 	}
 	ctx := context.Background()
 	for _, q := range append(queries[:200], texts[5], "") {
