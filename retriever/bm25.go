@@ -428,8 +428,8 @@ const minDenseDiv = 32
 type termBits struct {
 	// has: bit d%64 of has[d/64] is set when passage d holds the term;
 	// one: when, besides, its posting's inv is tf1Inv[norms[d]] (tf 1).
-	// Apart, so the candidate filter, which reads only has, brings in
-	// half the cache lines.
+	// Apart, so a window's has words are one array the candidate filter
+	// reads in place.
 	has, one []uint64
 	cum      []uint32 // postings before passage 512·i, for the inv of the others
 }
@@ -584,7 +584,7 @@ type searchScratch struct {
 // a search allocates nothing.
 type windowScratch struct {
 	acc  [maxWindow]float32                  // per window passage: the partial score (0: not found)
-	cand [maxWindow + 1]uint16               // the passages the essential terms found, in the order found (one spare: see maxScore)
+	cand [maxWindow + 1]uint16               // the passages the essential terms found, in the order found (one spare: see addPostings)
 	surv [maxWindow / 64]uint64              // the candidates that passed the filter
 	wb   [maxBitTerms][maxWindow / 64]uint64 // scattered terms: the passages that hold them
 	wpre [maxBitTerms][maxWindow / 64]uint16 // and the postings before each word
@@ -1202,8 +1202,8 @@ func (ix *BM25) postingWindow(s *searchScratch, lo, hi uint32, essential, nc int
 
 // addTerms adds to sc, passage doc's partial score, the contributions of
 // s.cur[i] down to s.cur[0] (bound descending), each looked up as its look
-// says, and reports whether the passage can still beat theta: false as soon as its
-// partial score plus the remaining bounds cannot.
+// says, and reports whether the passage can still beat theta: false as
+// soon as its partial score plus the remaining bounds cannot.
 func (ix *BM25) addTerms(s *searchScratch, lo, doc uint32, sc float32, i int, theta float64, cum []float64) (float32, bool) {
 	gw, gj := doc>>6, doc&63
 	norm := ix.norms[doc]
