@@ -8,7 +8,6 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"unsafe"
@@ -1259,52 +1258,45 @@ func offer(s *searchScratch, doc uint32, sc float32, theta float64, k int) float
 }
 
 // seek is the index of the first of docs (ascending) at or after target, or
-// len(docs): galloping from the start, then binary search.
+// len(docs): the first eight looked at in turn (a cursor's next candidate is
+// usually a few postings on), then galloping and binary search.
 func seek(docs []uint32, target uint32) int {
-	lo, step := 0, 8
-	for lo+step < len(docs) && docs[lo+step] < target {
-		lo += step
-		step <<= 1
-	}
-	return lo + sort.Search(min(step, len(docs)-lo), func(i int) bool { return docs[lo+i] >= target })
-}
-
-// advance moves the cursor to its first posting at or after target by
-// galloping then binary search.
-func (q *queryTerm) advance(target uint32) {
-	// Candidates are usually a few postings apart: look at the next ones
-	// before galloping.
-	end := min(q.pos+8, len(q.docs))
-	for p := q.pos + 1; p < end; p++ {
-		if q.docs[p] >= target {
-			q.pos, q.doc = p, q.docs[p]
-			return
+	end := min(8, len(docs))
+	for p := range end {
+		if docs[p] >= target {
+			return p
 		}
 	}
-	lo := max(end-1, q.pos)
-	step := 1
+	if end == len(docs) {
+		return end
+	}
+	// docs[lo] < target
+	lo, step := end-1, 1
 	hi := lo + step
-	for hi < len(q.docs) && q.docs[hi] < target {
+	for hi < len(docs) && docs[hi] < target {
 		lo = hi
 		step <<= 1
 		hi = lo + step
 	}
-	hi = min(hi, len(q.docs))
-	// first index in (lo, hi] with docs >= target; docs[lo] < target
-	lo++
-	for lo < hi {
+	hi = min(hi, len(docs))
+	for lo++; lo < hi; {
 		m := int(uint(lo+hi) >> 1)
-		if q.docs[m] < target {
+		if docs[m] < target {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	q.pos = lo
-	if lo < len(q.docs) {
-		q.doc = q.docs[lo]
-	} else {
-		q.doc = noDoc
+	return lo
+}
+
+// advance moves the cursor to its first posting at or after target, which
+// is past its current one.
+func (q *queryTerm) advance(target uint32) {
+	q.pos += 1 + seek(q.docs[q.pos+1:], target)
+	q.doc = noDoc
+	if q.pos < len(q.docs) {
+		q.doc = q.docs[q.pos]
 	}
 }
 
