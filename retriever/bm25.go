@@ -766,13 +766,15 @@ func (ix *BM25) searchExhaustive(query string, k int) []Hit {
 
 // minPrunedPostings is where pruning starts to pay in a corpus of at most
 // maxExhaustivePassages: below it (SciFact's 5k passages, whose
-// accumulators stay in cache) scoring every posting is faster than
-// MaxScore's bookkeeping. In a larger corpus the accumulators miss the
-// cache and MaxScore is faster whatever the query (at 1M passages, 8 ns a
-// posting scored exhaustively against MaxScore's few hundred windows).
+// accumulators stay in L1 and L2) scoring every posting is a little faster
+// than MaxScore's bookkeeping (3 %). In a larger corpus MaxScore is faster
+// whatever the query: measured on the Zipf corpus, with the small queries
+// pruned against scored exhaustively, 36 against 40 µs a query on average
+// at 20k passages, 55 against 72 at 50k, 74 against 124 at 100k, 344–352
+// against 368–396 at 1M (BENCHMARKS.md, "Fourth pass").
 const (
 	minPrunedPostings     = 1 << 16
-	maxExhaustivePassages = 1 << 17 // 512 KB of accumulators: the L2 cache
+	maxExhaustivePassages = 1 << 14
 )
 
 // maxPrunedTerms is the most distinct query terms MaxScore handles (one bit
